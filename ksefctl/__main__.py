@@ -1,0 +1,5 @@
+import sys
+
+from ksefctl.cli import main
+
+sys.exit(main())

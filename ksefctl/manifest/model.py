@@ -1,0 +1,139 @@
+"""The desired state: what manifests ask for, resolved and immutable.
+
+The loader (``ksefctl.manifest.load``) turns YAML into these records: defaults
+and permission sets are resolved, Vault paths rendered, and every token of
+every context of every owner appears exactly once.  Everything downstream
+(planner, executor, status) reads only these types, never raw YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+# KSeF's TokenPermissionType, in the order the web application lists them.
+PERMISSIONS: tuple[str, ...] = (
+    "InvoiceRead",
+    "InvoiceWrite",
+    "CredentialsRead",
+    "CredentialsManage",
+    "SubunitManage",
+    "EnforcementOperations",
+    "Introspection",
+)
+
+ContextType = Literal["Nip", "InternalId"]
+
+
+@dataclass(frozen=True, order=True)
+class ContextId:
+    """A KSeF context: ``Nip:5265877635`` or ``InternalId:5265877635-12345``."""
+
+    type: ContextType
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.value}"
+
+    @property
+    def nip(self) -> str:
+        """The NIP the context belongs to (an InternalId starts with it)."""
+        return self.value.split("-", 1)[0]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in which file a value was written (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A KV v2 secret: mount and path inside it (already rendered)."""
+
+    mount: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.mount}/{self.path}"
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    """How ksefctl logs into one context.
+
+    ``certificate``: the secret holds ``certificate`` and ``privateKey`` (PEM),
+    optionally ``password``; or ``pkcs12`` (base64) with ``password``.
+    ``ksefToken``: the secret holds ``token``.
+    """
+
+    method: Literal["certificate", "ksefToken"]
+    secret: SecretRef
+    subject_identifier_type: Literal["certificateSubject", "certificateFingerprint"] = (
+        "certificateSubject"
+    )
+
+
+@dataclass(frozen=True)
+class DesiredToken:
+    owner: str
+    context: ContextId
+    name: str
+    permissions: frozenset[str]
+    description: str  # the user's text; the ownership marker is appended at creation
+    secret: SecretRef
+    rotate_every: timedelta | None = None
+    overlap: timedelta = timedelta(0)
+    revoke_if_unused_for: timedelta | None = None
+    location: Location | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class DesiredContext:
+    owner: str
+    context: ContextId
+    environment: str  # the name used in paths: test | demo | prod | spec.ksef.name
+    base_url: str  # e.g. https://api-test.ksef.mf.gov.pl/v2
+    auth: AuthSpec
+    tokens: tuple[DesiredToken, ...]  # sorted by name
+    location: Location | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One ``TokenPolicy`` manifest (one owner), fully resolved."""
+
+    owner: str
+    environment: str
+    base_url: str
+    vault_mount: str
+    vault_path_template: str  # placeholders: {environment} {nip} {context} {token} {owner}
+    contexts: tuple[DesiredContext, ...]  # sorted by context
+    location: Location | None = field(default=None, compare=False)
+
+    def secret_for(self, context: ContextId, token: str) -> SecretRef:
+        """Where the secret of ``token`` in ``context`` lives (also for undeclared names)."""
+        path = self.vault_path_template.format(
+            environment=self.environment,
+            nip=context.nip,
+            context=context.value,
+            token=token,
+            owner=self.owner,
+        )
+        return SecretRef(self.vault_mount, path)
+
+
+@dataclass(frozen=True)
+class Desired:
+    policies: tuple[Policy, ...]  # sorted by owner
+
+    @property
+    def contexts(self) -> tuple[DesiredContext, ...]:
+        return tuple(c for p in self.policies for c in p.contexts)

@@ -1,0 +1,146 @@
+"""Observed state, actions, changes and plans: plain immutable data.
+
+The planner turns ``(Desired, Observed, now)`` into a :class:`Plan`; the
+executor performs it; the renderer prints it.  Nothing here talks to KSeF or
+Vault.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ksefctl.manifest.model import ContextId, SecretRef
+
+TOKEN_STATUSES = ("Pending", "Active", "Revoking", "Revoked", "Failed")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """The ownership marker ksefctl writes into a token's KSeF description."""
+
+    owner: str
+    token: str
+    nonce: str
+
+
+@dataclass(frozen=True)
+class ObservedToken:
+    """One token as KSeF lists it (never its secret: KSeF shows that only once)."""
+
+    reference_number: str
+    status: str  # one of TOKEN_STATUSES
+    permissions: frozenset[str]
+    description: str
+    created: datetime
+    last_used: datetime | None = None
+    author: str = ""  # "Nip:5265877635", "Pesel:…", "Fingerprint:…"
+    marker: Marker | None = None  # decoded from description; None = unmanaged
+
+
+@dataclass(frozen=True)
+class ObservedSecret:
+    """What Vault holds at one token's path (metadata only; the value stays in Vault)."""
+
+    secret: SecretRef
+    exists: bool  # a current, non-deleted version with a token in it
+    version: int  # current version number, 0 when the path was never written (for CAS)
+    reference_number: str | None = None  # the token whose value the current version holds
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ObservedContext:
+    owner: str
+    context: ContextId
+    tokens: tuple[ObservedToken, ...]  # every token KSeF shows, except Revoked
+    secrets: Mapping[str, ObservedSecret]  # by token name: declared names and marker names
+
+
+@dataclass(frozen=True)
+class Observed:
+    contexts: Mapping[tuple[str, ContextId], ObservedContext]  # by (owner, context)
+
+
+class Action(enum.Enum):
+    """What a change does; the value is the symbol the plan prints."""
+
+    CREATE = "+"
+    REPLACE = "~"
+    REVOKE = "-"
+    ADOPT = "!"
+
+    @property
+    def creates_token(self) -> bool:
+        return self in (Action.CREATE, Action.REPLACE, Action.ADOPT)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step of a plan in one context.
+
+    For CREATE / REPLACE / ADOPT a new token with ``permissions`` is generated
+    and stored at ``secret``; ``reference_number`` (REPLACE / ADOPT) names the
+    token it supersedes, revoked once the new one is Active and stored, unless
+    ``keep_until`` says an overlap keeps it for now.  For REVOKE,
+    ``reference_number`` is the token to revoke; ``delete_secret`` soft-deletes
+    the secret at ``secret`` as well.
+    """
+
+    action: Action
+    owner: str
+    context: ContextId
+    token: str
+    reason: str = ""  # "permissions", "rotation due", "secret missing", …
+    reference_number: str | None = None
+    permissions: frozenset[str] = frozenset()
+    description: str = ""
+    secret: SecretRef | None = None
+    delete_secret: bool = False
+    keep_until: datetime | None = None
+
+
+class NoteKind(enum.Enum):
+    WAITING = "waiting"  # a Pending token that Vault holds: wait for it to activate
+    OVERLAP = "overlap"  # a predecessor kept until its overlap ends
+    UNMANAGED = "unmanaged"  # a hand-made or other owner's token (shown with --adopt/status)
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the plan shows but does not change."""
+
+    kind: NoteKind
+    owner: str
+    context: ContextId
+    token: str
+    reference_number: str
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    notes: tuple[Note, ...] = ()
+    fingerprint: str = ""  # of the Observed the plan was computed from
+    created_at: datetime | None = field(default=None, compare=False)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.changes if c.action is action)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    adopt: bool = False
+    prune: bool = False
+    force_rotate: frozenset[tuple[str, ContextId, str]] = frozenset()  # (owner, context, token)
+    no_overlap: bool = False
+
+
+ZERO = timedelta(0)
