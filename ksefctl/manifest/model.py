@@ -82,6 +82,19 @@ class AuthSpec:
 
 
 @dataclass(frozen=True)
+class Marker:
+    """The ownership marker ksefctl writes into a token's KSeF description.
+
+    ``nonce`` is unique per creation, so a token whose ``POST /tokens`` ended
+    ambiguously can be found again by it.
+    """
+
+    owner: str
+    token: str
+    nonce: str
+
+
+@dataclass(frozen=True)
 class DesiredToken:
     owner: str
     context: ContextId

@@ -12,18 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ksefctl.manifest.model import ContextId, SecretRef
+from ksefctl.manifest.model import ContextId, Marker, SecretRef
 
 TOKEN_STATUSES = ("Pending", "Active", "Revoking", "Revoked", "Failed")
-
-
-@dataclass(frozen=True)
-class Marker:
-    """The ownership marker ksefctl writes into a token's KSeF description."""
-
-    owner: str
-    token: str
-    nonce: str
 
 
 @dataclass(frozen=True)
