@@ -1,0 +1,255 @@
+"""One run of ksefctl against KSeF and Vault: log in, observe, plan, execute.
+
+The engine owns the connections of a run: one KSeF client per environment
+(shared connection pool and public-key cache), one Vault store, and one KSeF
+session per context, kept open from observation to execution so that a
+no-op ``plan`` costs a single login per context and ``apply`` does not log in
+twice.  Contexts run concurrently, bounded by ``parallelism``; one context
+failing never stops the others — its failure is reported and the run exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from ksefctl.errors import KsefctlError
+from ksefctl.ksef.client import KsefClient, Session
+from ksefctl.ksef.xades import SigningIdentity, load_identity, load_pkcs12
+from ksefctl.manifest.model import AuthSpec, ContextId, Desired, DesiredContext, Policy, SecretRef
+from ksefctl.reconcile import planner
+from ksefctl.reconcile.executor import ContextExecutor, ExecutorSettings, Outcome
+from ksefctl.reconcile.model import (
+    Change,
+    Note,
+    Observed,
+    ObservedContext,
+    Plan,
+    PlanOptions,
+)
+from ksefctl.reconcile.observe import observe_context
+from ksefctl.secret import Secret
+from ksefctl.vault import VaultStore
+
+log = logging.getLogger("ksefctl.engine")
+
+Key = tuple[str, ContextId]  # (owner, context)
+T = TypeVar("T")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Failure:
+    owner: str
+    context: ContextId
+    stage: str  # "login", "observe", "apply"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.context} ({self.owner}): {self.stage} failed: {self.message}"
+
+
+@dataclass
+class RunSettings:
+    parallelism: int = 64
+    activation_timeout_s: float = 300.0
+    ca_bundle: str | None = None
+    clock: Callable[[], datetime] = utc_now
+    on_context_done: Callable[[Key, bool], None] | None = None
+
+
+@dataclass
+class ObservedRun:
+    """What one observation pass found, per context, and where it failed."""
+
+    desired: Desired  # only the contexts observed successfully
+    observed: Observed
+    failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass
+class ApplyReport:
+    outcomes: dict[Key, list[Outcome]] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and all(o.ok for os in self.outcomes.values() for o in os)
+
+
+class Engine:
+    def __init__(self, desired: Desired, store: VaultStore, settings: RunSettings) -> None:
+        self.desired = desired
+        self.store = store
+        self.settings = settings
+        self._clients: dict[str, KsefClient] = {}
+        self._sessions: dict[Key, Session] = {}
+        self._identities: dict[SecretRef, asyncio.Task[SigningIdentity | Secret]] = {}
+        self._semaphore = asyncio.Semaphore(max(1, settings.parallelism))
+        self._contexts: dict[Key, tuple[Policy, DesiredContext]] = {
+            (p.owner, c.context): (p, c) for p in desired.policies for c in p.contexts
+        }
+        self._observed: dict[Key, ObservedContext] = {}
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- connections ------------------------------------------------------------
+    def _client(self, base_url: str) -> KsefClient:
+        client = self._clients.get(base_url)
+        if client is None:
+            client = KsefClient(base_url, ca_bundle=self.settings.ca_bundle)
+            self._clients[base_url] = client
+        return client
+
+    async def _credentials(self, auth: AuthSpec) -> SigningIdentity | Secret:
+        # One certificate often serves many contexts (an accounting office):
+        # read and parse it once per run.
+        task = self._identities.get(auth.secret)
+        if task is None:
+            task = asyncio.ensure_future(self._load_credentials(auth))
+            self._identities[auth.secret] = task
+        return await task
+
+    async def _load_credentials(self, auth: AuthSpec) -> SigningIdentity | Secret:
+        values = await self.store.read_credentials(auth.secret)
+        if auth.method == "ksefToken":
+            if "token" not in values:
+                raise KsefctlError(f"Vault secret {auth.secret} has no 'token' key")
+            return values["token"]
+        password = values.get("password")
+        secret_password = password.reveal() if password else None
+        if "pkcs12" in values:
+            import base64
+
+            return load_pkcs12(base64.b64decode(values["pkcs12"].reveal()), secret_password)
+        if "certificate" not in values or "privateKey" not in values:
+            raise KsefctlError(
+                f"Vault secret {auth.secret} needs 'certificate' and 'privateKey' (PEM) or 'pkcs12'"
+            )
+        return load_identity(
+            values["certificate"].reveal(), values["privateKey"].reveal(), secret_password
+        )
+
+    async def _login(self, policy: Policy, context: DesiredContext) -> Session:
+        credentials = await self._credentials(context.auth)
+        client = self._client(context.base_url)
+        if isinstance(credentials, Secret):
+            return await client.login_with_token(
+                context.context.type, context.context.value, credentials
+            )
+        return await client.login_with_certificate(
+            context.context.type,
+            context.context.value,
+            credentials,
+            context.auth.subject_identifier_type,
+        )
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+
+    # -- per-context fan-out ------------------------------------------------------
+    async def _each(
+        self,
+        keys: Iterable[Key],
+        work: Callable[[Key], Awaitable[T]],
+        stage: str,
+        failures: list[Failure],
+    ) -> dict[Key, T]:
+        results: dict[Key, T] = {}
+
+        async def one(key: Key) -> None:
+            async with self._semaphore:
+                try:
+                    results[key] = await work(key)
+                    ok = True
+                except KsefctlError as error:
+                    where = error.stage if isinstance(error, _Staged) else stage
+                    failures.append(Failure(key[0], key[1], where, str(error)))
+                    ok = False
+            if self.settings.on_context_done:
+                self.settings.on_context_done(key, ok)
+
+        await asyncio.gather(*(one(key) for key in keys))
+        return results
+
+    # -- observe and plan ---------------------------------------------------------
+    async def observe(self) -> ObservedRun:
+        failures: list[Failure] = []
+
+        async def observe_one(key: Key) -> ObservedContext:
+            policy, context = self._contexts[key]
+            session = self._sessions.get(key)
+            if session is None:
+                try:
+                    session = await self._login(policy, context)
+                except KsefctlError as error:
+                    raise _Staged("login", error) from None
+                self._sessions[key] = session
+            declared = [t.name for t in context.tokens]
+            return await observe_context(policy, context.context, declared, session, self.store)
+
+        observed = await self._each(self._contexts, observe_one, "observe", failures)
+        self._observed = observed
+        ok = set(observed)
+        desired = Desired(
+            policies=tuple(
+                _with_contexts(p, [c for c in p.contexts if (p.owner, c.context) in ok])
+                for p in self.desired.policies
+            )
+        )
+        return ObservedRun(desired=desired, observed=Observed(contexts=observed), failures=failures)
+
+    def plan(self, run: ObservedRun, options: PlanOptions) -> Plan:
+        return planner.plan(run.desired, run.observed, self.settings.clock(), options)
+
+    # -- apply ------------------------------------------------------------------
+    async def apply(self, plan: Plan) -> ApplyReport:
+        report = ApplyReport()
+        changes: dict[Key, list[Change]] = {}
+        notes: dict[Key, list[Note]] = {}
+        for change in plan.changes:
+            changes.setdefault((change.owner, change.context), []).append(change)
+        for note in plan.notes:
+            notes.setdefault((note.owner, note.context), []).append(note)
+
+        async def apply_one(key: Key) -> list[Outcome]:
+            policy, _ = self._contexts[key]
+            executor = ContextExecutor(
+                self._sessions[key],
+                self.store,
+                self._observed[key],
+                ExecutorSettings(
+                    environment=policy.environment,
+                    activation_timeout_s=self.settings.activation_timeout_s,
+                    clock=self.settings.clock,
+                ),
+            )
+            return await executor.run(changes.get(key, []), notes.get(key, []))
+
+        keys = sorted(set(changes) | set(notes), key=lambda k: (k[0], k[1]))
+        report.outcomes = await self._each(keys, apply_one, "apply", report.failures)
+        return report
+
+
+class _Staged(KsefctlError):
+    def __init__(self, stage: str, error: KsefctlError) -> None:
+        super().__init__(str(error))
+        self.stage = stage
+
+
+def _with_contexts(policy: Policy, contexts: Sequence[DesiredContext]) -> Policy:
+    return replace(policy, contexts=tuple(contexts))

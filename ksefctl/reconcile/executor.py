@@ -1,0 +1,177 @@
+"""Carry out a plan in one context: the only code that changes KSeF or Vault.
+
+Ordering is the safety argument (SPEC principles 3 and 4):
+
+1. every token-creating change first: generate (with a fresh ownership
+   marker) → write the secret to Vault with check-and-set *before anything
+   else* → wait until Active → record activation in metadata → revoke the
+   predecessor (unless an overlap keeps it for a later run);
+2. then the revocations, each followed by the soft delete of its secret.
+
+If the Vault write fails, the new token is revoked at once.  If ``POST
+/tokens`` ends ambiguously, every token the client finds by the marker's
+nonce is revoked.  A process killed between any two steps leaves a state the
+next run's planner recognises (an orphan of this owner without its secret,
+or a predecessor still Active) and converges from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ksefctl.errors import KsefctlError
+from ksefctl.ksef.client import Session
+from ksefctl.ksef.errors import AmbiguousTokenCreation
+from ksefctl.manifest import marker
+from ksefctl.manifest.model import Marker
+from ksefctl.reconcile.model import Action, Change, Note, NoteKind, ObservedContext
+from ksefctl.vault import VaultStore
+
+log = logging.getLogger("ksefctl.executor")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one change (or one waited-for Pending token)."""
+
+    change: Change | None
+    ok: bool
+    message: str
+    reference_number: str | None = None  # the token created, for creating changes
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    environment: str
+    activation_timeout_s: float = 300.0
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+class ContextExecutor:
+    def __init__(
+        self,
+        session: Session,
+        store: VaultStore,
+        observed: ObservedContext,
+        settings: ExecutorSettings,
+    ) -> None:
+        self.session = session
+        self.store = store
+        self.observed = observed
+        self.settings = settings
+
+    async def run(self, changes: Sequence[Change], notes: Sequence[Note] = ()) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for change in changes:
+            if change.action.creates_token:
+                outcomes.append(await self._guard(change, self._create))
+        for note in notes:
+            if note.kind is NoteKind.WAITING:
+                outcomes.append(await self._wait_pending(note))
+        for change in changes:
+            if change.action is Action.REVOKE:
+                outcomes.append(await self._guard(change, self._revoke))
+        return outcomes
+
+    async def _guard(
+        self, change: Change, step: Callable[[Change], Awaitable[Outcome]]
+    ) -> Outcome:
+        try:
+            return await step(change)
+        except KsefctlError as error:
+            log.info("%s %s/%s failed: %s", change.action.name, change.context, change.token, error)
+            return Outcome(change, False, str(error))
+
+    async def _create(self, change: Change) -> Outcome:
+        assert change.secret is not None
+        nonce = marker.new_nonce()
+        description = marker.encode(change.description, Marker(change.owner, change.token, nonce))
+        try:
+            generated = await self.session.generate_token(
+                sorted(change.permissions), description, find_marker=nonce
+            )
+        except AmbiguousTokenCreation as error:
+            # The token may exist but its value is lost: it must not outlive this run.
+            for reference in error.orphans:
+                await self.session.revoke_token(reference)
+            raise
+        state = self.observed.secrets.get(change.token)
+        cas = state.version if state else 0
+        try:
+            await self.store.write_token(
+                change.secret,
+                token=generated.token,
+                reference_number=generated.reference_number,
+                context=str(change.context),
+                permissions=sorted(change.permissions),
+                environment=self.settings.environment,
+                created_at=self.settings.clock(),
+                owner=change.owner,
+                token_name=change.token,
+                cas=cas,
+            )
+        except KsefctlError as error:
+            # Principle 3: a token whose secret cannot be stored is revoked at once.
+            await self._revoke_quietly(generated.reference_number)
+            raise KsefctlError(
+                f"could not store the new token in Vault ({error}); "
+                f"revoked it ({generated.reference_number})"
+            ) from None
+        reference = generated.reference_number
+        del generated  # the value lives in Vault now, and only there
+        info = await self.session.wait_for_status(
+            reference, {"Active", "Failed"}, self.settings.activation_timeout_s
+        )
+        if info.status != "Active":
+            return Outcome(
+                change,
+                False,
+                f"token {reference} ended {info.status}; the next apply replaces it",
+                reference,
+            )
+        await self.store.update_metadata(
+            change.secret, {"activatedAt": _rfc3339(self.settings.clock())}
+        )
+        if change.reference_number and change.keep_until is None:
+            await self.session.revoke_token(change.reference_number)
+        return Outcome(change, True, _done(change), reference)
+
+    async def _wait_pending(self, note: Note) -> Outcome:
+        try:
+            info = await self.session.wait_for_status(
+                note.reference_number, {"Active", "Failed"}, self.settings.activation_timeout_s
+            )
+        except KsefctlError as error:
+            return Outcome(None, False, f"{note.token}: {error}", note.reference_number)
+        ok = info.status == "Active"
+        return Outcome(None, ok, f"{note.token}: {info.status}", note.reference_number)
+
+    async def _revoke(self, change: Change) -> Outcome:
+        assert change.reference_number is not None
+        await self.session.revoke_token(change.reference_number)
+        if change.delete_secret and change.secret is not None:
+            await self.store.soft_delete(change.secret, reason=change.reason or "revoked")
+        return Outcome(change, True, _done(change))
+
+    async def _revoke_quietly(self, reference: str) -> None:
+        try:
+            await self.session.revoke_token(reference)
+        except KsefctlError as error:
+            log.warning("could not revoke %s after a failed Vault write: %s", reference, error)
+
+
+def _done(change: Change) -> str:
+    verbs = {
+        Action.CREATE: "created",
+        Action.REPLACE: "replaced",
+        Action.REVOKE: "revoked",
+        Action.ADOPT: "adopted",
+    }
+    return f"{change.token}: {verbs[change.action]}"
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

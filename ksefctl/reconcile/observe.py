@@ -1,0 +1,52 @@
+"""Observe one context: what KSeF lists and what Vault holds.
+
+Only reads.  A no-op run is nothing but these requests: one token list page
+per context (Revoked tokens are filtered out by KSeF, so the list stays short
+however long a context has lived) plus one Vault read per token name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from ksefctl.ksef.client import Session, TokenInfo
+from ksefctl.manifest import marker
+from ksefctl.manifest.model import ContextId, Policy
+from ksefctl.reconcile.model import ObservedContext, ObservedSecret, ObservedToken
+from ksefctl.vault import VaultStore
+
+# Everything but Revoked: revoked tokens can never log in again and only grow the list.
+LIVE_STATUSES = ("Pending", "Active", "Revoking", "Failed")
+
+
+def to_observed_token(info: TokenInfo) -> ObservedToken:
+    return ObservedToken(
+        reference_number=info.reference_number,
+        status=info.status,
+        permissions=frozenset(info.permissions),
+        description=info.description,
+        created=info.created,
+        last_used=info.last_used,
+        author=f"{info.author_type}:{info.author_value}",
+        marker=marker.decode(info.description),
+    )
+
+
+async def observe_context(
+    policy: Policy,
+    context: ContextId,
+    declared: Iterable[str],
+    session: Session,
+    store: VaultStore,
+) -> ObservedContext:
+    listed = await session.list_tokens(statuses=LIVE_STATUSES)
+    tokens = tuple(to_observed_token(info) for info in listed if info.status != "Revoked")
+    names = set(declared)
+    names.update(t.marker.token for t in tokens if t.marker and t.marker.owner == policy.owner)
+    ordered = sorted(names)
+    states = await asyncio.gather(
+        *(store.read_token_state(policy.secret_for(context, name)) for name in ordered)
+    )
+    secrets: dict[str, ObservedSecret] = dict(zip(ordered, states, strict=True))
+    return ObservedContext(owner=policy.owner, context=context, tokens=tokens, secrets=secrets)
