@@ -1,0 +1,123 @@
+"""Options and output helpers shared by the sub-commands that talk to KSeF."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from ksefctl.errors import UsageError
+from ksefctl.manifest import load_manifests
+from ksefctl.manifest.model import ContextId, Desired
+from ksefctl.reconcile.engine import Key, RunSettings
+from ksefctl.reconcile.selection import Shard, select
+
+
+def add_manifest_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument(
+        "-f",
+        "--filename",
+        dest="files",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="F",
+        required=required,
+        help="manifest file, directory (every *.yaml/*.yml) or - for stdin; repeatable",
+    )
+
+
+def add_selector_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nip", action="append", default=[], metavar="N", help="only this NIP (repeatable)"
+    )
+    parser.add_argument(
+        "--shard", metavar="K/N", help="only the K-th of N stable shards of the contexts"
+    )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--parallelism",
+        type=int,
+        default=None,
+        metavar="N",
+        help="contexts handled at once (default: 64)",
+    )
+    parser.add_argument(
+        "--activation-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for a new token to become Active (default 300)",
+    )
+    parser.add_argument(
+        "--ca-bundle", metavar="FILE", help="CA certificates to trust for KSeF (PEM)"
+    )
+    parser.add_argument(
+        "--now",
+        help=argparse.SUPPRESS,  # plan as of another moment (RFC 3339); for what-if runs and tests
+    )
+    parser.add_argument("--no-color", action="store_true", help="never colour the output")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log requests (-v) and details (-vv)"
+    )
+
+
+def load_selected(args: argparse.Namespace) -> Desired:
+    desired = load_manifests(args.files)
+    shard = Shard.parse(args.shard) if getattr(args, "shard", None) else None
+    return select(desired, getattr(args, "nip", ()), shard)
+
+
+def manifest_digests(files: Sequence[str]) -> dict[str, str]:
+    """SHA-256 of every manifest file a run read, so a saved plan can tell they changed."""
+    digests: dict[str, str] = {}
+    for name in files:
+        if name == "-":
+            continue
+        path = Path(name)
+        paths = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]) if path.is_dir() else [path]
+        for item in paths:
+            digests[str(item)] = hashlib.sha256(item.read_bytes()).hexdigest()
+    return digests
+
+
+def parse_now(text: str | None) -> Callable[[], datetime]:
+    if not text:
+        return lambda: datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--now must be an RFC 3339 time, not {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return lambda: moment
+
+
+def run_settings(args: argparse.Namespace, progress: Callable[[Key, bool], None] | None) -> RunSettings:
+    parallelism = args.parallelism or int(os.environ.get("KSEFCTL_PARALLELISM", "64"))
+    if parallelism < 1:
+        raise UsageError("--parallelism must be at least 1")
+    return RunSettings(
+        parallelism=parallelism,
+        activation_timeout_s=args.activation_timeout,
+        ca_bundle=args.ca_bundle,
+        clock=parse_now(args.now),
+        on_context_done=progress,
+    )
+
+
+def use_color(args: argparse.Namespace, stream: TextIO = sys.stdout) -> bool:
+    if getattr(args, "no_color", False) or os.environ.get("NO_COLOR"):
+        return False
+    return stream.isatty()
+
+
+def context_label(key: tuple[str, ContextId]) -> str:
+    return f"{key[1]} ({key[0]})"

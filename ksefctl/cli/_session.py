@@ -1,0 +1,71 @@
+"""The part of plan and apply that is the same: connect, lock, observe, plan."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from ksefctl.cli import _common
+from ksefctl.cli.progress import context_progress
+from ksefctl.manifest.model import Desired
+from ksefctl.reconcile.engine import Engine, Failure, ObservedRun
+from ksefctl.reconcile.model import Plan, PlanOptions
+from ksefctl.vault import VaultStore
+
+
+@dataclass
+class PlanOutcome:
+    engine: Engine
+    desired: Desired
+    observed: ObservedRun
+    plan: Plan
+
+    @property
+    def failures(self) -> list[Failure]:
+        return self.observed.failures
+
+
+def configure_logging(verbosity: int) -> None:
+    if verbosity <= 0:
+        return
+    logging.basicConfig(
+        level=logging.DEBUG if verbosity > 1 else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@asynccontextmanager
+async def observe_and_plan(
+    args: argparse.Namespace,
+    options: PlanOptions,
+    *,
+    lock: bool,
+    desired: Desired | None = None,
+) -> AsyncIterator[PlanOutcome]:
+    configure_logging(getattr(args, "verbose", 0))
+    if desired is None:
+        desired = _common.load_selected(args)
+    async with AsyncExitStack() as stack:
+        store = await stack.enter_async_context(VaultStore.from_environment(desired))
+        if lock:
+            for policy in desired.policies:
+                await stack.enter_async_context(
+                    store.lock(policy.owner, timeout=getattr(args, "lock_timeout", 60.0))
+                )
+        total = len(desired.contexts)
+        with context_progress("Observing", total) as progress:
+            settings = _common.run_settings(args, progress)
+            engine = await stack.enter_async_context(Engine(desired, store, settings))
+            observed = await engine.observe()
+        plan = engine.plan(observed, options)
+        yield PlanOutcome(engine=engine, desired=desired, observed=observed, plan=plan)
+
+
+def print_failures(failures: Sequence[Failure]) -> None:
+    for failure in failures:
+        print(f"Error: {failure}", file=sys.stderr)

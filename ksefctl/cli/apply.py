@@ -1,0 +1,137 @@
+"""``ksefctl apply``: make KSeF and Vault match the manifest (or a saved plan)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from typing import Any
+
+from ksefctl.cli import _common
+from ksefctl.cli._session import observe_and_plan, print_failures
+from ksefctl.cli.progress import context_progress
+from ksefctl.errors import KsefctlError, UsageError
+from ksefctl.manifest import load_manifests
+from ksefctl.reconcile.engine import ApplyReport
+from ksefctl.reconcile.model import Action, PlanOptions
+from ksefctl.reconcile.planfile import SavedPlan, load_plan
+from ksefctl.reconcile.render import render_text
+from ksefctl.reconcile.selection import Shard, select
+
+
+class StalePlan(KsefctlError):
+    """The world changed between ``plan --out`` and ``apply PLAN``."""
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "apply", help="create, replace and revoke tokens to match the manifest", description=__doc__
+    )
+    parser.add_argument("plan_file", nargs="?", metavar="PLAN", help="a plan saved by plan --out")
+    _common.add_manifest_options(parser, required=False)
+    _common.add_selector_options(parser)
+    _common.add_run_options(parser)
+    parser.add_argument(
+        "--auto-approve", action="store_true", help="do not ask for confirmation"
+    )
+    parser.add_argument(
+        "--prune", action="store_true", help="also clean contexts that left the manifest"
+    )
+    parser.add_argument(
+        "--adopt", action="store_true", help="replace matching hand-made tokens with managed ones"
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another apply of the same owner to finish (default 60)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.plan_file) == bool(args.files):
+        raise UsageError("apply takes either -f MANIFEST or a saved PLAN file, not both or neither")
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    saved: SavedPlan | None = None
+    desired = None
+    if args.plan_file:
+        saved = load_plan(args.plan_file)
+        current = _common.manifest_digests(list(saved.sources))
+        if current != saved.sources:
+            raise StalePlan(
+                f"the manifests changed since {args.plan_file} was made; run plan again"
+            )
+        args.files = list(saved.sources)
+        shard = saved.selection.get("shard")
+        desired = select(
+            load_manifests(args.files),
+            saved.selection.get("nip") or (),
+            Shard.parse(shard) if shard else None,
+        )
+        options = saved.options
+    else:
+        options = PlanOptions(adopt=args.adopt, prune=args.prune)
+    async with observe_and_plan(args, options, lock=True, desired=desired) as outcome:
+        plan = outcome.plan
+        if saved is not None:
+            if outcome.failures:
+                print_failures(outcome.failures)
+                raise StalePlan("some contexts could not be observed; the saved plan was not applied")
+            if plan.fingerprint != saved.plan.fingerprint:
+                raise StalePlan(
+                    f"KSeF or Vault changed since {args.plan_file} was made; "
+                    "run plan again and review the new plan"
+                )
+            plan = saved.plan
+        sys.stdout.write(render_text(plan, color=_common.use_color(args)))
+        print_failures(outcome.failures)
+        if plan.empty:
+            return 1 if outcome.failures else 0
+        if saved is None and not args.auto_approve and not _confirm():
+            print("Apply cancelled.", file=sys.stderr)
+            return 1
+        with context_progress("Applying", len({(c.owner, c.context) for c in plan.changes})) as p:
+            outcome.engine.settings.on_context_done = p
+            report = await outcome.engine.apply(plan)
+    _print_report(report)
+    return 0 if report.ok and not outcome.failures else 1
+
+
+def _confirm() -> bool:
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "refusing to apply without confirmation: no terminal to ask on (pass --auto-approve)"
+        )
+    answer = input("\nDo you want to perform these actions? Only 'yes' will be accepted: ")
+    return answer.strip() == "yes"
+
+
+def _print_report(report: ApplyReport) -> None:
+    done: Counter[Action] = Counter()
+    failed = 0
+    for key, outcomes in sorted(report.outcomes.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        for item in outcomes:
+            label = _common.context_label(key)
+            if item.ok:
+                if item.change is not None:
+                    done[item.change.action] += 1
+                print(f"{label}: {item.message}")
+            else:
+                failed += 1
+                print(f"Error: {label}: {item.message}", file=sys.stderr)
+    print_failures(report.failures)
+    failed += len(report.failures)
+    summary = (
+        f"Apply complete: {done[Action.CREATE]} created, {done[Action.REPLACE]} replaced, "
+        f"{done[Action.REVOKE]} revoked"
+    )
+    if done[Action.ADOPT]:
+        summary += f", {done[Action.ADOPT]} adopted"
+    summary += f", {failed} failed." if failed else "."
+    print(f"\n{summary}")

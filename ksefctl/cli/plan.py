@@ -1,0 +1,74 @@
+"""``ksefctl plan``: show what apply would do, optionally save it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from ksefctl.cli import _common
+from ksefctl.cli._session import observe_and_plan, print_failures
+from ksefctl.reconcile.model import PlanOptions
+from ksefctl.reconcile.planfile import save_plan
+from ksefctl.reconcile.render import render_json, render_text
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "plan", help="show what apply would change", description=__doc__
+    )
+    _common.add_manifest_options(parser)
+    _common.add_selector_options(parser)
+    _common.add_run_options(parser)
+    parser.add_argument("--out", metavar="PLAN", help="save the plan for `ksefctl apply PLAN`")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON (plan.v1)")
+    parser.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when there are changes, 0 when none, 1 on error",
+    )
+    parser.add_argument(
+        "--prune", action="store_true", help="also clean contexts that left the manifest"
+    )
+    parser.add_argument(
+        "--adopt", action="store_true", help="offer to adopt matching hand-made tokens"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    options = PlanOptions(adopt=args.adopt, prune=args.prune)
+    async with observe_and_plan(args, options, lock=False) as outcome:
+        plan, failures = outcome.plan, outcome.failures
+        if args.out:
+            save_plan(
+                args.out,
+                plan,
+                sources=_common.manifest_digests(args.files),
+                options=options,
+                selection={"nip": list(args.nip), "shard": args.shard},
+            )
+    if args.json:
+        document = render_json(plan)
+        document["failures"] = [
+            {"owner": f.owner, "context": str(f.context), "stage": f.stage, "message": f.message}
+            for f in failures
+        ]
+        json.dump(document, sys.stdout, indent=2, sort_keys=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_text(plan, color=_common.use_color(args)))
+        if args.out:
+            print(f"\nSaved the plan to {args.out}. Apply exactly it with: ksefctl apply {args.out}")
+    print_failures(failures)
+    if failures:
+        return 1
+    if args.detailed_exitcode and not plan.empty:
+        return 2
+    return 0
