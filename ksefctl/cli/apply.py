@@ -93,17 +93,17 @@ async def _run(args: argparse.Namespace) -> int:
         print_failures(outcome.failures)
         if plan.empty:
             return 1 if outcome.failures else 0
-        if saved is None and not args.auto_approve and not _confirm():
+        if saved is None and not args.auto_approve and not confirm():
             print("Apply cancelled.", file=sys.stderr)
             return 1
         with context_progress("Applying", len({(c.owner, c.context) for c in plan.changes})) as p:
             outcome.engine.settings.on_context_done = p
             report = await outcome.engine.apply(plan)
-    _print_report(report)
+    print_report(report)
     return 0 if report.ok and not outcome.failures else 1
 
 
-def _confirm() -> bool:
+def confirm() -> bool:
     if not sys.stdin.isatty():
         raise UsageError(
             "refusing to apply without confirmation: no terminal to ask on (pass --auto-approve)"
@@ -112,7 +112,7 @@ def _confirm() -> bool:
     return answer.strip() == "yes"
 
 
-def _print_report(report: ApplyReport) -> None:
+def print_report(report: ApplyReport) -> None:
     done: Counter[Action] = Counter()
     failed = 0
     for key, outcomes in sorted(report.outcomes.items(), key=lambda kv: (kv[0][0], kv[0][1])):

@@ -161,6 +161,12 @@ class Engine:
         clients, self._clients = list(self._clients.values()), {}
         await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
 
+    def session(self, key: Key) -> Session:
+        return self._sessions[key]
+
+    def observed_context(self, key: Key) -> ObservedContext:
+        return self._observed[key]
+
     # -- per-context fan-out ------------------------------------------------------
     async def _each(
         self,

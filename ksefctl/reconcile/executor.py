@@ -17,6 +17,7 @@ or a predecessor still Active) and converges from.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from ksefctl.errors import KsefctlError
 from ksefctl.ksef.client import Session
 from ksefctl.ksef.errors import AmbiguousTokenCreation
 from ksefctl.manifest import marker
-from ksefctl.manifest.model import Marker
+from ksefctl.manifest.model import Marker, SecretRef
 from ksefctl.reconcile.model import Action, Change, Note, NoteKind, ObservedContext
 from ksefctl.vault import VaultStore
 
@@ -175,3 +176,40 @@ def _done(change: Change) -> str:
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class RevokeTarget:
+    reference_number: str
+    token: str | None  # managed name, when known
+    secret: SecretRef | None  # soft-deleted after the revocation, when ours
+
+
+async def break_glass(
+    session: Session,
+    store: VaultStore,
+    targets: Sequence[RevokeTarget],
+    reason: str,
+    wait_s: float = 60.0,
+) -> list[Outcome]:
+    """Revoke many tokens of one context at once and report each final status.
+
+    All revocations are sent concurrently; the session's rate limiter keeps
+    them inside the context's limits, so a whole company is done in seconds
+    without a single 429.
+    """
+
+    async def one(target: RevokeTarget) -> Outcome:
+        label = target.token or target.reference_number
+        try:
+            await session.revoke_token(target.reference_number)
+            if target.secret is not None:
+                await store.soft_delete(target.secret, reason=reason)
+            info = await session.wait_for_status(
+                target.reference_number, {"Revoked"}, wait_s
+            )
+        except KsefctlError as error:
+            return Outcome(None, False, f"{label}: {error}", target.reference_number)
+        return Outcome(None, True, f"{label}: {info.status}", target.reference_number)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
