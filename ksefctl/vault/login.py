@@ -1,0 +1,140 @@
+"""Obtaining a Vault token: token, AppRole, JWT/OIDC and Kubernetes logins.
+
+Every non-token method is one ``POST /v1/auth/<mount>/login`` whose body is
+built here, apart from the network call, so it can be inspected (and its
+secrets stay :class:`Secret` until the moment they are sent).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import hvac
+import requests
+
+from ksefctl.secret import Secret
+from ksefctl.vault.config import VaultConfig, VaultLogin
+from ksefctl.vault.errors import VaultLoginFailed, mapped_errors
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    """The body of one auth-method login; values that are credentials are :class:`Secret`."""
+
+    mount: str
+    body: Mapping[str, str | Secret]
+
+    @property
+    def path(self) -> str:
+        return f"auth/{self.mount}/login"
+
+    def payload(self) -> dict[str, str]:
+        return {k: v.reveal() if isinstance(v, Secret) else v for k, v in self.body.items()}
+
+
+def _required_env(environ: Mapping[str, str], name: str, method: str) -> Secret:
+    value = environ.get(name)
+    if not value:
+        raise VaultLoginFailed(f"Vault {method} login needs the environment variable {name}")
+    return Secret(value)
+
+
+def _read_token_file(path: str, what: str) -> Secret:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise VaultLoginFailed(f"cannot read the {what} at {path} ({error.strerror})") from None
+    if not value:
+        raise VaultLoginFailed(f"the {what} at {path} is empty")
+    return Secret(value)
+
+
+def github_actions_id_token(
+    environ: Mapping[str, str], audience: str | None, session: requests.Session
+) -> Secret | None:
+    """Ask the GitHub Actions runner for an OIDC id token, or None outside GitHub Actions."""
+    url = environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+    bearer = environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    if not url or not bearer:
+        return None
+    if audience:
+        url += ("&" if "?" in url else "?") + urlencode({"audience": audience})
+    try:
+        response = session.get(url, headers={"Authorization": f"bearer {bearer}"}, timeout=30)
+    except requests.RequestException as error:
+        raise VaultLoginFailed(
+            f"cannot request a GitHub Actions id token ({type(error).__name__})"
+        ) from None
+    if response.status_code != 200:
+        raise VaultLoginFailed(
+            f"GitHub Actions refused an id token (HTTP {response.status_code}); "
+            "does the job have 'permissions: id-token: write'?"
+        )
+    try:
+        value = response.json()["value"]
+    except (ValueError, KeyError, TypeError):
+        raise VaultLoginFailed("GitHub Actions returned no id token") from None
+    return Secret(str(value))
+
+
+def build_login_request(
+    login: VaultLogin,
+    environ: Mapping[str, str] | None = None,
+    session: requests.Session | None = None,
+) -> LoginRequest | None:
+    """The login call ``login`` makes, or None for the token method (no call needed)."""
+    env = os.environ if environ is None else environ
+    body: dict[str, str | Secret]
+    if login.method == "token":
+        return None
+    if login.method == "approle":
+        body = {"role_id": _required_env(env, login.role_id_env, "AppRole")}
+        # A role with bind_secret_id=false logs in with the role id alone.
+        if env.get(login.secret_id_env):
+            body["secret_id"] = Secret(env[login.secret_id_env])
+    elif login.method == "jwt":
+        assert login.role is not None  # VaultLogin validates it
+        jwt: Secret | None = Secret(env[login.jwt_env]) if env.get(login.jwt_env) else None
+        if jwt is None and login.jwt_file:
+            jwt = _read_token_file(login.jwt_file, "JWT file")
+        if jwt is None:
+            jwt = github_actions_id_token(env, login.audience, session or requests.Session())
+        if jwt is None:
+            raise VaultLoginFailed(
+                f"Vault JWT login needs a token: set {login.jwt_env}, jwtFile, "
+                "or run in GitHub Actions with 'permissions: id-token: write'"
+            )
+        body = {"role": login.role, "jwt": jwt}
+    else:  # kubernetes
+        assert login.role is not None
+        body = {
+            "role": login.role,
+            "jwt": _read_token_file(login.token_file, "Kubernetes service-account token"),
+        }
+    return LoginRequest(mount=login.mount_path, body=body)
+
+
+def log_in(
+    client: hvac.Client,
+    config: VaultConfig,
+    login: VaultLogin,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Give ``client`` a Vault token by ``login``'s method (blocking: one HTTP call at most)."""
+    if login.method == "token":
+        if config.token is None:
+            raise VaultLoginFailed(
+                "no Vault token: set VAULT_TOKEN, run 'vault login', or configure spec.vault.auth"
+            )
+        client.token = config.token.reveal()
+        return
+    request = build_login_request(login, environ, client.adapter.session)
+    assert request is not None
+    with mapped_errors(config.address, "login", request.path, login=True):
+        client.adapter.login(f"/v1/{request.path}", json=request.payload())
+    if not client.token:
+        raise VaultLoginFailed(f"Vault login at {request.path} returned no token")
