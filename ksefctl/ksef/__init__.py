@@ -1,0 +1,54 @@
+"""The async KSeF API 2.0 client: login (KSeF token or XAdES), tokens, rate limits.
+
+async with KsefClient("https://api-test.ksef.mf.gov.pl/v2") as client:
+    async with await client.login_with_token("Nip", nip, Secret(token)) as session:
+        tokens = await session.list_tokens(statuses=["Active"])
+"""
+
+from ksefctl.ksef.client import KsefClient
+from ksefctl.ksef.errors import (
+    AmbiguousTokenCreation,
+    AuthenticationFailed,
+    InsecureEndpoint,
+    KsefError,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    TokenStatusTimeout,
+    TransportError,
+    UnexpectedResponse,
+    ValidationFailed,
+)
+from ksefctl.ksef.limits import DEFAULT_LIMITS, Limiter, WindowLimits, minimum_duration
+from ksefctl.ksef.models import GeneratedToken, TokenInfo, parse_datetime
+from ksefctl.ksef.session import Session
+from ksefctl.ksef.transport import ClientStats, RetryPolicy
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "AmbiguousTokenCreation",
+    "AuthenticationFailed",
+    "ClientStats",
+    "GeneratedToken",
+    "InsecureEndpoint",
+    "KsefClient",
+    "KsefError",
+    "Limiter",
+    "NotAuthenticated",
+    "NotFound",
+    "PermissionDenied",
+    "RateLimited",
+    "RetryPolicy",
+    "ServerError",
+    "Session",
+    "TokenInfo",
+    "TokenStatusTimeout",
+    "TransportError",
+    "UnexpectedResponse",
+    "ValidationFailed",
+    "WindowLimits",
+    "minimum_duration",
+    "parse_datetime",
+]

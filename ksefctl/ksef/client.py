@@ -1,0 +1,198 @@
+"""The KSeF API client: one per environment, shared by every context."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import httpx
+
+from ksefctl.ksef import auth
+from ksefctl.ksef.auth import PendingAuth, json_of
+from ksefctl.ksef.errors import ServerError, TransportError
+from ksefctl.ksef.keys import TOKEN_ENCRYPTION, PublicKey, parse_public_keys, select_key
+from ksefctl.ksef.limits import AUTH, WindowLimits
+from ksefctl.ksef.session import Session
+from ksefctl.ksef.transport import ClientStats, EventHook, RetryPolicy, Transport
+from ksefctl.manifest.model import ContextId
+from ksefctl.secret import Secret
+
+if TYPE_CHECKING:
+    from ksefctl.ksef.xades import SigningIdentity
+
+log = logging.getLogger("ksefctl.ksef")
+
+CONTEXT_TYPES = ("Nip", "InternalId")
+
+
+class KsefClient:
+    """Talks to one KSeF environment (``https://api-test.ksef.mf.gov.pl/v2`` …).
+
+    Keep one per environment for the whole run: it holds the connection pool,
+    the public keys and one rate limiter per (endpoint group, context).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ca_bundle: str | None = None,
+        verify: bool = True,
+        timeout: float | httpx.Timeout = 30.0,
+        limiter_defaults: Mapping[str, WindowLimits] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 100,
+        event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
+        retry: RetryPolicy | None = None,
+        problem_details: bool = True,
+        learn_rate_limits: bool = True,
+        login_timeout_s: float = 60.0,
+        login_attempts: int = 3,
+        refresh_margin_s: float = 60.0,
+        ambiguity_recheck_s: float = 2.0,
+    ) -> None:
+        self._transport = Transport(
+            base_url,
+            ca_bundle=ca_bundle,
+            verify=verify,
+            timeout=timeout,
+            limiter_defaults=limiter_defaults,
+            transport=transport,
+            max_connections=max_connections,
+            event_hooks=event_hooks,
+            retry=retry,
+            problem_details=problem_details,
+        )
+        self.base_url = str(self._transport.base_url)
+        self._learn_rate_limits = learn_rate_limits
+        self._login_timeout_s = login_timeout_s
+        self._login_attempts = login_attempts
+        self._refresh_margin_s = refresh_margin_s
+        self._ambiguity_recheck_s = ambiguity_recheck_s
+        self._keys: list[PublicKey] | None = None
+        self._keys_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"KsefClient({self.base_url!r})"
+
+    @property
+    def stats(self) -> ClientStats:
+        """Requests sent and 429s received, per context."""
+        return self._transport.stats
+
+    async def __aenter__(self) -> KsefClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    # -- public keys -----------------------------------------------------------
+
+    async def public_keys(self) -> list[PublicKey]:
+        """KSeF's public-key certificates, fetched once per client."""
+        async with self._keys_lock:
+            if self._keys is None:
+                where = "GET /security/public-key-certificates"
+                response = await self._transport.request(
+                    "GET",
+                    "/security/public-key-certificates",
+                    group=AUTH,
+                    context=None,
+                    idempotent=True,
+                )
+                self._keys = parse_public_keys(json_of(response, where))
+            return self._keys
+
+    async def token_encryption_key(self) -> PublicKey:
+        return select_key(await self.public_keys(), TOKEN_ENCRYPTION)
+
+    # -- login -----------------------------------------------------------------
+
+    async def login_with_token(
+        self, context_type: str, context_value: str, ksef_token: Secret
+    ) -> Session:
+        """Log into a context with a KSeF token (encrypted under KSeF's public key)."""
+        context = _context(context_type, context_value)
+
+        async def start() -> PendingAuth:
+            key = await self.token_encryption_key()
+            challenge = await auth.challenge(self._transport)
+            encrypted = key.encrypt_token(ksef_token, challenge.timestamp_ms)
+            return await auth.start_with_token(
+                self._transport, context, challenge, encrypted, key.public_key_id
+            )
+
+        return await self._login(context, start)
+
+    async def login_with_certificate(
+        self,
+        context_type: str,
+        context_value: str,
+        identity: SigningIdentity,
+        subject_identifier_type: str = "certificateSubject",
+    ) -> Session:
+        """Log into a context with a XAdES-signed AuthTokenRequest."""
+        # Imported here so the client works (token logins) without the signer's dependencies.
+        from ksefctl.ksef.xades import build_auth_request, sign_auth_request
+
+        context = _context(context_type, context_value)
+
+        async def start() -> PendingAuth:
+            challenge = await auth.challenge(self._transport)
+            document = build_auth_request(
+                challenge.challenge, context.type, context.value, subject_identifier_type
+            )
+            # RSA/ECDSA signing and c14n take milliseconds: keep the event loop free.
+            signed = await asyncio.to_thread(sign_auth_request, document, identity)
+            return await auth.start_with_signature(self._transport, context, signed)
+
+        return await self._login(context, start)
+
+    async def _login(
+        self, context: ContextId, start: Callable[[], Awaitable[PendingAuth]]
+    ) -> Session:
+        # A challenge is single use and a redeem happens once, so a login that
+        # failed half-way is started over from a new challenge, never resumed.
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                pending = await start()
+                await auth.await_outcome(self._transport, context, pending, self._login_timeout_s)
+                access, refresh = await auth.redeem(self._transport, context, pending)
+                break
+            except (TransportError, ServerError) as error:
+                if attempt >= self._login_attempts:
+                    raise
+                log.debug("login into %s failed (%s); starting over", context, error)
+                await asyncio.sleep(self._transport.retry.backoff(attempt))
+        session = Session(
+            self._transport,
+            context,
+            pending.reference_number,
+            access,
+            refresh,
+            refresh_margin_s=self._refresh_margin_s,
+            ambiguity_recheck_s=self._ambiguity_recheck_s,
+        )
+        log.debug("logged into %s (auth %s)", context, pending.reference_number)
+        if self._learn_rate_limits:
+            await session.learn_rate_limits()
+        return session
+
+
+def _context(context_type: str, context_value: str) -> ContextId:
+    if context_type not in CONTEXT_TYPES:
+        raise ValueError(f"context type must be one of {', '.join(CONTEXT_TYPES)}")
+    return ContextId(context_type, context_value)  # type: ignore[arg-type]

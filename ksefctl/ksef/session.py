@@ -1,0 +1,329 @@
+"""A logged-in KSeF session in one context: token operations and rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ksefctl.ksef import auth
+from ksefctl.ksef.auth import IssuedToken, json_of
+from ksefctl.ksef.errors import (
+    AmbiguousTokenCreation,
+    KsefError,
+    NotAuthenticated,
+    ServerError,
+    TokenStatusTimeout,
+    TransportError,
+    UnexpectedResponse,
+)
+from ksefctl.ksef.limits import OTHER, WindowLimits
+from ksefctl.ksef.models import Fields, GeneratedToken, TokenInfo
+from ksefctl.ksef.transport import Transport
+from ksefctl.manifest.model import ContextId
+
+log = logging.getLogger("ksefctl.ksef")
+
+# Statuses after which a token never changes again.
+FINAL_STATUSES = frozenset({"Revoked", "Failed"})
+# Statuses of a token that can still be used or become usable: an orphan to revoke.
+LIVE_STATUSES = frozenset({"Pending", "Active"})
+
+
+class Session:
+    """Access to one context, obtained by :meth:`KsefClient.login_with_token` and friends.
+
+    The access token is refreshed shortly before it expires (and once more if
+    KSeF refuses it anyway); ``close()`` ends the session on KSeF's side.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        context: ContextId,
+        reference_number: str,
+        access: IssuedToken,
+        refresh: IssuedToken,
+        *,
+        refresh_margin_s: float = 60.0,
+        ambiguity_recheck_s: float = 2.0,
+    ) -> None:
+        self._transport = transport
+        self.context = context
+        self.reference_number = reference_number  # of the authentication operation
+        self._access = access
+        self._refresh = refresh
+        self._refresh_margin_s = refresh_margin_s
+        self._ambiguity_recheck_s = ambiguity_recheck_s
+        self._refresh_lock = asyncio.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Session({self.context}, auth {self.reference_number})"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.close()
+        except KsefError as error:
+            if exc is None:
+                raise
+            # Do not hide the error that is already on its way out.
+            log.debug("ending the KSeF session of %s failed: %s", self.context, error)
+
+    # -- access token ----------------------------------------------------------
+
+    def _needs_refresh(self, token: IssuedToken) -> bool:
+        margin = min(self._refresh_margin_s, token.lifetime_s / 5)
+        return time.monotonic() >= token.expires_at - margin
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Get a fresh access token with the refresh token."""
+        stale = self._access
+        async with self._refresh_lock:
+            if self._access is not stale or not (force or self._needs_refresh(stale)):
+                return  # someone else refreshed while we waited
+            self._access = await auth.refresh(self._transport, self.context, self._refresh.token)
+            log.debug("refreshed the KSeF access token of %s", self.context)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        ok: tuple[int, ...] = (200,),
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        if self._closed:
+            raise KsefError(f"the KSeF session of {self.context} is closed")
+        if self._needs_refresh(self._access):
+            await self.refresh()
+        for attempt in (1, 2):
+            used = self._access
+            try:
+                return await self._transport.request(
+                    method,
+                    path,
+                    group=OTHER,
+                    context=self.context,
+                    idempotent=idempotent,
+                    ok=ok,
+                    bearer=used.token,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                )
+            except NotAuthenticated:
+                # A 401 means KSeF did nothing; our token may have died early.
+                if attempt == 2:
+                    raise
+                if self._access is used:
+                    await self.refresh(force=True)
+        raise AssertionError("unreachable")
+
+    # -- rate limits -----------------------------------------------------------
+
+    async def rate_limits(self) -> dict[str, Any]:
+        """The limits KSeF says are in force for this context (EffectiveApiRateLimits)."""
+        where = "GET /rate-limits"
+        data = json_of(await self._call("GET", "/rate-limits", idempotent=True), where)
+        if not isinstance(data, dict):
+            raise UnexpectedResponse(f"KSeF answer to {where} is not an object")
+        return data
+
+    async def learn_rate_limits(self) -> WindowLimits | None:
+        """Pace this context by the ``other`` limits KSeF reports (they govern /tokens)."""
+        try:
+            data = await self.rate_limits()
+        except KsefError as error:
+            log.debug("keeping default rate limits for %s: %s", self.context, error)
+            return None
+        limits = WindowLimits.from_api(data.get(OTHER))
+        if limits is None:
+            log.debug("keeping default rate limits for %s: no usable 'other' group", self.context)
+            return None
+        self._transport.limiter(OTHER, self.context).update(limits)
+        return limits
+
+    # -- tokens ----------------------------------------------------------------
+
+    async def generate_token(
+        self, permissions: Iterable[str], description: str, *, find_marker: str | None = None
+    ) -> GeneratedToken:
+        """Create a token; its secret is in the result and never obtainable again.
+
+        ``POST /tokens`` is never blindly repeated.  When its outcome is unknown
+        (connection lost after sending, timeout, 5xx, unreadable 202) the
+        tokens whose description contains ``find_marker`` (a nonce the caller
+        put into ``description``) are looked up, twice if the first look finds
+        nothing, and :class:`AmbiguousTokenCreation` names them.  We raise
+        rather than retry even when nothing is found: a request still inside
+        KSeF could surface later as a second token with the same nonce.
+        """
+        if find_marker is not None and (
+            len(find_marker) < 3 or find_marker.lower() not in description.lower()
+        ):
+            raise ValueError("find_marker must be 3+ characters found in the description")
+        where = "POST /tokens"
+        body = {"permissions": list(permissions), "description": description}
+        try:
+            response = await self._call("POST", "/tokens", idempotent=False, ok=(202,), json=body)
+            f = Fields(json_of(response, where), where)
+            return GeneratedToken(f.text("referenceNumber"), f.secret("token"))
+        except (TransportError, ServerError, UnexpectedResponse) as error:
+            if isinstance(error, TransportError) and not error.sent:
+                raise  # never reached KSeF: nothing was created
+            raise await self._ambiguous(error, find_marker) from error
+
+    async def _ambiguous(self, error: KsefError, find_marker: str | None) -> AmbiguousTokenCreation:
+        what = f"token creation in {self.context} ended without a usable answer ({error})"
+        if find_marker is None:
+            return AmbiguousTokenCreation(
+                f"{what}; a token may exist without a stored secret", orphans=[], searched=False
+            )
+        try:
+            found = await self._find_live(find_marker)
+            if not found:
+                # The lost request may still be on its way through KSeF.
+                await asyncio.sleep(self._ambiguity_recheck_s)
+                found = await self._find_live(find_marker)
+        except KsefError as lookup_error:
+            return AmbiguousTokenCreation(
+                f"{what}; looking for marker {find_marker} failed too ({lookup_error})",
+                orphans=[],
+                searched=False,
+            )
+        if found:
+            refs = [t.reference_number for t in found]
+            return AmbiguousTokenCreation(
+                f"{what}; its secret is lost: revoke orphan(s) {', '.join(refs)}",
+                orphans=refs,
+                searched=True,
+            )
+        return AmbiguousTokenCreation(
+            f"{what}; no token with marker {find_marker} exists, generating again is safe",
+            orphans=[],
+            searched=True,
+        )
+
+    async def _find_live(self, marker: str) -> list[TokenInfo]:
+        tokens = await self.list_tokens(description=marker)
+        return [
+            t
+            for t in tokens
+            if marker.lower() in t.description.lower() and t.status in LIVE_STATUSES
+        ]
+
+    async def list_tokens(
+        self,
+        statuses: Iterable[str] | None = None,
+        description: str | None = None,
+        author_identifier: str | None = None,
+        author_identifier_type: str | None = None,
+        page_size: int = 100,
+    ) -> list[TokenInfo]:
+        """Every token matching the filters, newest first, across all pages."""
+        params: dict[str, Any] = {"pageSize": page_size}
+        if statuses is not None:
+            params["status"] = list(statuses)
+        if description is not None:
+            params["description"] = description
+        if author_identifier is not None:
+            params["authorIdentifier"] = author_identifier
+        if author_identifier_type is not None:
+            params["authorIdentifierType"] = author_identifier_type
+        tokens: list[TokenInfo] = []
+        continuation: str | None = None
+        seen: set[str] = set()
+        page = 0
+        while True:
+            where = f"GET /tokens (page {page + 1})"
+            headers = {"x-continuation-token": continuation} if continuation else None
+            response = await self._call(
+                "GET", "/tokens", idempotent=True, params=params, headers=headers
+            )
+            f = Fields(json_of(response, where), where)
+            for i, item in enumerate(f.array("tokens")):
+                tokens.append(TokenInfo.parse(item, f"{where}.tokens[{i}]"))
+            continuation = f.opt_text("continuationToken")
+            if not continuation:
+                return tokens
+            if continuation in seen:
+                raise UnexpectedResponse(f"KSeF answer to {where} repeats a continuation token")
+            seen.add(continuation)
+            page += 1
+
+    async def get_token(self, reference_number: str) -> TokenInfo:
+        path = f"/tokens/{quote(reference_number, safe='')}"
+        response = await self._call("GET", path, idempotent=True)
+        return TokenInfo.parse(json_of(response, f"GET {path}"), f"GET {path}")
+
+    async def revoke_token(self, reference_number: str) -> None:
+        """Start revoking a token (Revoking → Revoked happens asynchronously)."""
+        path = f"/tokens/{quote(reference_number, safe='')}"
+        await self._call("DELETE", path, idempotent=True, ok=(204,))
+
+    async def wait_for_status(
+        self, reference_number: str, statuses: set[str], deadline_s: float
+    ) -> TokenInfo:
+        """Poll until the token reaches one of ``statuses``.
+
+        Raises :class:`TokenStatusTimeout` at the deadline, or at once when
+        the token lands in a final status that is not awaited (e.g. Failed).
+        """
+        deadline = time.monotonic() + deadline_s
+        delay = 0.1
+        while True:
+            info = await self.get_token(reference_number)
+            if info.status in statuses:
+                return info
+            if info.status in FINAL_STATUSES:
+                details = f": {'; '.join(info.status_details)}" if info.status_details else ""
+                raise TokenStatusTimeout(
+                    f"token {reference_number} in {self.context} ended {info.status}{details}, "
+                    f"not {'/'.join(sorted(statuses))}"
+                )
+            if time.monotonic() + delay > deadline:
+                raise TokenStatusTimeout(
+                    f"token {reference_number} in {self.context} still {info.status} "
+                    f"after {deadline_s:g} s (waiting for {'/'.join(sorted(statuses))})"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+
+    # -- ending ----------------------------------------------------------------
+
+    async def close(self) -> None:
+        """End the session on KSeF's side (its refresh token dies). Idempotent.
+
+        Transport failures are swallowed: the access token dies on its own soon,
+        and a run that already did its work must not fail on the way out.
+        """
+        if self._closed:
+            return
+        try:
+            await self._call("DELETE", "/auth/sessions/current", idempotent=True, ok=(204,))
+        except (TransportError, NotAuthenticated) as error:
+            log.debug("could not end the KSeF session of %s: %s", self.context, error)
+        finally:
+            self._closed = True

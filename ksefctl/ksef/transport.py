@@ -1,0 +1,251 @@
+"""One HTTP exchange with KSeF: limits, retries, error mapping, logging, counting.
+
+Everything that goes over the wire passes :meth:`Transport.request`, so the
+rate limiter, the retry rules and the mapping of httpx's exceptions into
+:mod:`ksefctl.ksef.errors` live in exactly one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import importlib.util
+import ipaddress
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ksefctl.ksef.errors import (
+    InsecureEndpoint,
+    KsefError,
+    RateLimited,
+    ServerError,
+    TransportError,
+    error_from_response,
+)
+from ksefctl.ksef.limits import DEFAULT_LIMITS, Limiter, WindowLimits
+from ksefctl.manifest.model import ContextId
+from ksefctl.secret import Secret
+
+log = logging.getLogger("ksefctl.ksef")
+
+EventHook = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently transient failures are retried."""
+
+    max_attempts: int = 4  # per call, for transport errors and 5xx on idempotent calls
+    max_rate_limited: int = 6  # 429s tolerated per call before giving up
+    base_delay_s: float = 0.25
+    max_delay_s: float = 8.0
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential with 'equal jitter': never immediate, never synchronised."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2.0**attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@dataclass
+class ClientStats:
+    """What was sent, per context (``str(ContextId)``, or ``-`` before login)."""
+
+    requests: collections.Counter[str] = field(default_factory=collections.Counter)
+    rate_limited: collections.Counter[str] = field(default_factory=collections.Counter)
+    retries: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    def total_rate_limited(self) -> int:
+        return sum(self.rate_limited.values())
+
+
+def _context_key(context: ContextId | None) -> str:
+    return str(context) if context is not None else "-"
+
+
+def check_base_url(base_url: str) -> httpx.URL:
+    """The parsed base URL; plain http only to this machine (credentials travel in headers)."""
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as error:
+        raise InsecureEndpoint(f"invalid KSeF base URL {base_url!r}: {error}") from None
+    if url.scheme == "https":
+        return url
+    if url.scheme == "http" and _is_loopback(url.host):
+        return url
+    raise InsecureEndpoint(
+        f"refusing KSeF base URL {base_url!r}: only https:// (or http:// to localhost) is allowed"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _map_transport_error(error: httpx.RequestError, method: str, path: str) -> TransportError:
+    # A connection that never opened carried nothing: even POST /tokens may be repeated.
+    sent = not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    reason = str(error) or type(error).__name__
+    if isinstance(error, httpx.ConnectError) and ("SSL" in reason or "CERTIFICATE" in reason):
+        return _TlsError(f"TLS failure talking to KSeF ({method} {path}): {reason}", sent=False)
+    return TransportError(
+        f"KSeF unreachable ({method} {path}): {type(error).__name__}: {reason}", sent=sent
+    )
+
+
+class _TlsError(TransportError):
+    """A certificate or handshake failure: retrying will not help."""
+
+
+class Transport:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ca_bundle: str | None = None,
+        verify: bool = True,
+        timeout: float | httpx.Timeout = 30.0,
+        limiter_defaults: Mapping[str, WindowLimits] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 100,
+        event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
+        retry: RetryPolicy | None = None,
+        problem_details: bool = True,
+    ) -> None:
+        self.base_url = check_base_url(base_url)
+        tls: ssl.SSLContext | bool
+        if not verify:
+            log.warning("TLS verification of KSeF at %s is OFF", self.base_url.host)
+            tls = False
+        else:
+            tls = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        headers = {"Accept": "application/json", "User-Agent": "ksefctl"}
+        if problem_details:
+            headers["X-Error-Format"] = "problem-details"
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            verify=tls,
+            timeout=timeout,
+            http2=importlib.util.find_spec("h2") is not None,
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=30.0,
+            ),
+            transport=transport,
+            # A redirect would carry the Authorization header to wherever it points.
+            follow_redirects=False,
+            headers=headers,
+            event_hooks={k: list(v) for k, v in (event_hooks or {}).items()},
+        )
+        self.retry = retry or RetryPolicy()
+        self.defaults: dict[str, WindowLimits] = {**DEFAULT_LIMITS, **(limiter_defaults or {})}
+        self._limiters: dict[tuple[str, ContextId | None], Limiter] = {}
+        self.stats = ClientStats()
+
+    def limiter(self, group: str, context: ContextId | None) -> Limiter:
+        """The limiter of one endpoint group in one context, shared by all its sessions."""
+        key = (group, context)
+        if key not in self._limiters:
+            self._limiters[key] = Limiter(self.defaults.get(group, WindowLimits()))
+        return self._limiters[key]
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        group: str,
+        context: ContextId | None,
+        idempotent: bool,
+        ok: tuple[int, ...] = (200,),
+        bearer: Secret | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one call, honouring the limits; retry what is safe to retry.
+
+        A non-idempotent call is repeated only after a 429 or a connection
+        that never opened, both of which prove KSeF did not act on it.
+        """
+        key = _context_key(context)
+        limiter = self.limiter(group, context)
+        all_headers = dict(headers or {})
+        if bearer is not None:
+            all_headers["Authorization"] = f"Bearer {bearer.reveal()}"
+        failures = 0
+        limited = 0
+        while True:
+            response: httpx.Response | None = None
+            error: KsefError
+            async with limiter.slot():
+                self.stats.requests[key] += 1
+                started = time.monotonic()
+                try:
+                    response = await self._http.request(
+                        method, path, params=params, json=json, content=content, headers=all_headers
+                    )
+                except httpx.RequestError as exc:
+                    error = _map_transport_error(exc, method, path)
+                    log.debug(
+                        "%s %s -> %s after %.1f ms [%s]",
+                        method,
+                        path,
+                        type(exc).__name__,
+                        (time.monotonic() - started) * 1000,
+                        key,
+                    )
+                else:
+                    log.debug(
+                        "%s %s -> %d in %.1f ms [%s]",
+                        method,
+                        path,
+                        response.status_code,
+                        (time.monotonic() - started) * 1000,
+                        key,
+                    )
+            if response is not None:
+                if response.status_code in ok:
+                    return response
+                error = error_from_response(response)
+            if isinstance(error, RateLimited):
+                self.stats.rate_limited[key] += 1
+                limited += 1
+                wait = error.retry_after
+                if wait is None:
+                    wait = self.retry.backoff(limited)
+                limiter.block_for(wait)
+                if limited > self.retry.max_rate_limited:
+                    raise error
+                log.debug("429 on %s %s [%s]: waiting %.2f s", method, path, key, wait)
+                self.stats.retries[key] += 1
+                continue
+            retriable = (
+                isinstance(error, TransportError)
+                and not isinstance(error, _TlsError)
+                and (idempotent or not error.sent)
+            ) or (isinstance(error, ServerError) and idempotent)
+            failures += 1
+            if not retriable or failures >= self.retry.max_attempts:
+                raise error
+            self.stats.retries[key] += 1
+            await asyncio.sleep(self.retry.backoff(failures))
