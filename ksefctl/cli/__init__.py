@@ -19,6 +19,7 @@ from ksefctl.errors import KsefctlError
 COMMANDS: tuple[str, ...] = (
     "validate",
     "sim",
+    "testcert",
 )
 
 
