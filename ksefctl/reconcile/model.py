@@ -40,6 +40,10 @@ class ObservedSecret:
     version: int  # current version number, 0 when the path was never written (for CAS)
     reference_number: str | None = None  # the token whose value the current version holds
     created: datetime | None = None
+    # custom_metadata the executor leaves behind (the planner's only memory, SPEC principle 1):
+    revoked_reason: str | None = None  # revokedReason: why it was soft-deleted ("unused 74 days")
+    revoked_policy: str | None = None  # revokedPolicy: Change.policy_digest of a disuse revocation
+    adopted_from: str | None = None  # adoptedFrom: the hand-made token an ADOPT superseded
 
 
 @dataclass(frozen=True)
@@ -91,12 +95,16 @@ class Change:
     secret: SecretRef | None = None
     delete_secret: bool = False
     keep_until: datetime | None = None
+    # REVOKE for disuse: recorded as the secret's ``revokedPolicy`` so that the
+    # token stays revoked until the user changes its definition.
+    policy_digest: str = ""
 
 
 class NoteKind(enum.Enum):
     WAITING = "waiting"  # a Pending token that Vault holds: wait for it to activate
     OVERLAP = "overlap"  # a predecessor kept until its overlap ends
     UNMANAGED = "unmanaged"  # a hand-made or other owner's token (shown with --adopt/status)
+    DORMANT = "dormant"  # revoked for disuse; recreated only once its definition changes
 
 
 @dataclass(frozen=True)

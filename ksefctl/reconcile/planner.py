@@ -1,0 +1,438 @@
+"""The planner: ``(desired, observed, now) -> Plan``, a pure function.
+
+No I/O, no clock, no randomness: the same inputs give the same plan, in the
+same order (owner, context, token name, action, reference number), however
+KSeF listed the tokens or Vault ordered the secrets.
+
+The rules, for each declared token of each owner's context (only tokens whose
+ownership marker names this owner are *managed*; Revoking ones are ignored, as
+they are already going; the *held* token is the managed one whose reference
+number the current Vault secret holds):
+
+* no held token and no managed token of that name → CREATE (or ADOPT, below);
+* no held token but managed tokens of that name → REPLACE ("secret missing")
+  of the newest one, revoking it right after its successor is Active (its
+  value is unknowable, so no overlap); any others → REVOKE ("orphan");
+* held Pending → Note WAITING, nothing else in that name changes until it is
+  Active; held Failed → REPLACE ("activation failed");
+* held Active, unused (``last_used`` or else ``created``) for at least
+  ``revoke_if_unused_for`` → REVOKE ("unused N days") with the secret deleted;
+* held Active with other permissions / forced / older than ``rotate_every``
+  → REPLACE ("permissions" / "forced rotation" / "rotation due");
+* other managed tokens of that name: predecessors (Active and not newer than
+  the held token) inside the overlap window ``held.created + overlap > now``
+  → Note OVERLAP; outside it → REVOKE ("overlap ended", or "duplicate" when
+  the token has no overlap); newer or not Active → REVOKE ("orphan");
+* managed tokens whose name is no longer declared → REVOKE ("no longer
+  declared") with their secret deleted; with ``prune``, every managed token
+  in an observed context the owner no longer declares → REVOKE ("pruned").
+
+Overlap: a REPLACE for permissions, rotation or force carries
+``keep_until = now + overlap`` when the token has an overlap (and
+``no_overlap`` is off).  The executor then leaves the predecessor alone; a
+later run revokes it once the window has elapsed.  ``keep_until = None``
+means "revoke the predecessor right after the new token is Active".
+
+Disuse: a token revoked for disuse stays revoked (Note DORMANT, no CREATE)
+while its soft-deleted secret records ``revokedReason: unused …`` and a
+``revokedPolicy`` equal to :func:`token_policy_digest` of its current
+definition.  Changing anything in the definition (permissions, description,
+rotateEvery, overlap, revokeIfUnusedFor, path) or forcing a rotation creates
+it again.  Without ``revokedPolicy`` (an older executor) it stays revoked while
+``revokeIfUnusedFor`` is set.  A secret with a current version is never
+dormant: whatever wrote it made the token live again.
+
+Adoption (``adopt``): a declared token with no managed token at all takes the
+oldest Active hand-made token (no marker) with exactly its permissions →
+ADOPT, at most one per hand-made token per context.  The executor records the
+hand-made token as the new secret's ``adoptedFrom``; once the new token is
+Active and the overlap over, a later run revokes the hand-made one ("adoption
+complete") even without ``adopt``, the user having consented already.
+Tokens of other owners are never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ksefctl.manifest.model import ContextId, Desired, DesiredToken, Policy, SecretRef
+from ksefctl.reconcile.model import (
+    ZERO,
+    Action,
+    Change,
+    Note,
+    NoteKind,
+    Observed,
+    ObservedContext,
+    ObservedSecret,
+    ObservedToken,
+    Plan,
+    PlanOptions,
+)
+
+UNUSED = "unused"
+ACTION_ORDER = {Action.CREATE: 0, Action.ADOPT: 1, Action.REPLACE: 2, Action.REVOKE: 3}
+NOTE_ORDER = {kind: index for index, kind in enumerate(NoteKind)}
+
+
+def plan(
+    desired: Desired,
+    observed: Observed,
+    now: datetime,
+    options: PlanOptions = PlanOptions(),  # noqa: B008 - frozen, so sharing the default is safe
+) -> Plan:
+    """What must change so that KSeF and Vault match ``desired``."""
+    if now.tzinfo is None:
+        raise ValueError("plan() needs a timezone-aware 'now'")
+    builder = _Builder(now, options)
+    for policy in desired.policies:
+        for context in policy.contexts:
+            seen = observed.contexts.get((policy.owner, context.context))
+            if seen is None:
+                seen = ObservedContext(policy.owner, context.context, (), {})
+            builder.context(policy, context.tokens, seen)
+        if options.prune:
+            declared = {c.context for c in policy.contexts}
+            for (owner, context_id), seen in observed.contexts.items():
+                if owner == policy.owner and context_id not in declared:
+                    builder.prune(policy, seen)
+    return builder.build(fingerprint(observed))
+
+
+def fingerprint(observed: Observed) -> str:
+    """A SHA-256 over what was observed, to refuse a saved plan once the world moved.
+
+    ``last_used`` and ``created`` are left out on purpose: a token being used
+    must not make every saved plan stale.
+    """
+    contexts = []
+    for (owner, context), seen in observed.contexts.items():
+        tokens = sorted(
+            (
+                {
+                    "referenceNumber": t.reference_number,
+                    "status": t.status,
+                    "permissions": sorted(t.permissions),
+                    "description": t.description,
+                }
+                for t in seen.tokens
+            ),
+            key=lambda t: json.dumps(t, sort_keys=True),
+        )
+        secrets = [
+            {
+                "name": name,
+                "secret": str(s.secret),
+                "exists": s.exists,
+                "version": s.version,
+                "referenceNumber": s.reference_number,
+                "revokedReason": s.revoked_reason,
+                "revokedPolicy": s.revoked_policy,
+                "adoptedFrom": s.adopted_from,
+            }
+            for name, s in sorted(seen.secrets.items())
+        ]
+        contexts.append(
+            {"owner": owner, "context": str(context), "tokens": tokens, "secrets": secrets}
+        )
+    contexts.sort(key=lambda c: (str(c["owner"]), str(c["context"])))
+    canonical = json.dumps(contexts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def token_policy_digest(token: DesiredToken) -> str:
+    """A digest of one declared token's definition (see "Disuse" above)."""
+
+    def seconds(value: timedelta | None) -> float | None:
+        return None if value is None else value.total_seconds()
+
+    definition = {
+        "permissions": sorted(token.permissions),
+        "description": token.description,
+        "secret": str(token.secret),
+        "rotateEvery": seconds(token.rotate_every),
+        "overlap": seconds(token.overlap),
+        "revokeIfUnusedFor": seconds(token.revoke_if_unused_for),
+    }
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _by_age(tokens: Iterable[ObservedToken]) -> list[ObservedToken]:
+    return sorted(tokens, key=lambda t: (t.created, t.reference_number))
+
+
+def _days(span: timedelta) -> str:
+    days = span.days
+    return f"{days} day" if days == 1 else f"{days} days"
+
+
+@dataclass
+class _Builder:
+    now: datetime
+    options: PlanOptions
+    changes: list[Change] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    # Hand-made tokens adopted in this plan, across owners: one adoption each.
+    adopted: set[tuple[ContextId, str]] = field(default_factory=set)
+
+    def build(self, digest: str) -> Plan:
+        changes = sorted(
+            self.changes,
+            key=lambda c: (
+                c.owner,
+                c.context,
+                c.token,
+                ACTION_ORDER[c.action],
+                c.reference_number or "",
+            ),
+        )
+        notes = sorted(
+            self.notes,
+            key=lambda n: (n.owner, n.context, n.token, NOTE_ORDER[n.kind], n.reference_number),
+        )
+        return Plan(tuple(changes), tuple(notes), fingerprint=digest, created_at=self.now)
+
+    # -- one context ----------------------------------------------------------
+    def context(
+        self, policy: Policy, tokens: Iterable[DesiredToken], seen: ObservedContext
+    ) -> None:
+        managed = self._managed(policy.owner, seen)
+        declared = set()
+        for token in tokens:
+            declared.add(token.name)
+            self.token(token, managed.get(token.name, []), seen)
+        for name, stale in sorted(managed.items()):
+            if name not in declared:
+                secret = policy.secret_for(seen.context, name)
+                for old in stale:
+                    self._revoke(seen, name, old, "no longer declared", secret=secret)
+        if self.options.adopt:
+            for t in _by_age(seen.tokens):
+                taken = (seen.context, t.reference_number) in self.adopted
+                if t.marker is None and t.status != "Revoking" and not taken:
+                    self._note(NoteKind.UNMANAGED, seen, "", t.reference_number)
+
+    def prune(self, policy: Policy, seen: ObservedContext) -> None:
+        for name, stale in sorted(self._managed(policy.owner, seen).items()):
+            secret = policy.secret_for(seen.context, name)
+            for old in stale:
+                self._revoke(seen, name, old, "pruned", secret=secret)
+
+    @staticmethod
+    def _managed(owner: str, seen: ObservedContext) -> dict[str, list[ObservedToken]]:
+        managed: dict[str, list[ObservedToken]] = {}
+        for t in seen.tokens:
+            live = t.status not in ("Revoking", "Revoked")
+            if t.marker is not None and t.marker.owner == owner and live:
+                managed.setdefault(t.marker.token, []).append(t)
+        return {name: _by_age(group) for name, group in managed.items()}
+
+    # -- one declared token ---------------------------------------------------
+    def token(self, token: DesiredToken, mine: list[ObservedToken], seen: ObservedContext) -> None:
+        secret = seen.secrets.get(token.name)
+        held = None
+        if secret is not None and secret.exists:
+            held = next((t for t in mine if t.reference_number == secret.reference_number), None)
+        forced = (token.owner, token.context, token.name) in self.options.force_rotate
+        if held is None:
+            self._unheld(token, mine, secret, seen, forced)
+            return
+        others = [t for t in mine if t is not held]
+        if held.status == "Pending":
+            self._note(NoteKind.WAITING, seen, token.name, held.reference_number)
+            return
+        if held.status == "Failed":
+            self._replace(token, held, "activation failed", keep=False)
+            for t in others:
+                # Active predecessors may still serve consumers: the next run decides.
+                if t.status != "Active":
+                    self._revoke(seen, token.name, t, "orphan")
+            return
+        unused = self.now - (held.last_used or held.created)
+        limit = token.revoke_if_unused_for
+        if limit is not None and unused >= limit and not forced:
+            self._revoke(
+                seen,
+                token.name,
+                held,
+                f"{UNUSED} {_days(unused)}",
+                secret=token.secret,
+                policy_digest=token_policy_digest(token),
+            )
+            for t in others:
+                self._revoke(seen, token.name, t, "orphan")
+            return
+        reason = self._replace_reason(token, held, forced)
+        if reason:
+            self._replace(token, held, reason, keep=True)
+        overlap = self._overlap(token)
+        window_end = held.created + overlap
+        in_window = overlap > ZERO and window_end > self.now
+        for t in others:
+            predecessor = t.status == "Active" and t.created <= held.created
+            if predecessor and in_window:
+                self._note(NoteKind.OVERLAP, seen, token.name, t.reference_number, window_end)
+            elif predecessor:
+                why = "overlap ended" if overlap > ZERO else "duplicate"
+                self._revoke(seen, token.name, t, why)
+            else:
+                self._revoke(seen, token.name, t, "orphan")
+        self._finish_adoption(token, secret, seen, in_window, window_end)
+
+    def _unheld(
+        self,
+        token: DesiredToken,
+        mine: list[ObservedToken],
+        secret: ObservedSecret | None,
+        seen: ObservedContext,
+        forced: bool,
+    ) -> None:
+        if not mine:
+            if not forced and _dormant(token, secret):
+                reference = secret.reference_number if secret else None
+                self._note(NoteKind.DORMANT, seen, token.name, reference or "")
+                return
+            handmade = self._adoptable(token, seen) if self.options.adopt else None
+            if handmade is not None:
+                self.adopted.add((seen.context, handmade.reference_number))
+                self.changes.append(
+                    self._creating(Action.ADOPT, token, "hand-made", handmade, keep=True)
+                )
+            else:
+                self.changes.append(self._creating(Action.CREATE, token, "", None, keep=False))
+            return
+        # Vault does not hold the value of any of them: nobody can be using them through
+        # Vault, so the newest is replaced at once and the rest are revoked now.
+        *orphans, newest = mine
+        self._replace(token, newest, "secret missing", keep=False)
+        for t in orphans:
+            self._revoke(seen, token.name, t, "orphan")
+
+    def _replace_reason(self, token: DesiredToken, held: ObservedToken, forced: bool) -> str:
+        if held.permissions != token.permissions:
+            return "permissions"
+        if forced:
+            return "forced rotation"
+        if token.rotate_every is not None and held.created + token.rotate_every <= self.now:
+            return "rotation due"
+        return ""
+
+    def _adoptable(self, token: DesiredToken, seen: ObservedContext) -> ObservedToken | None:
+        # A hand-made token already being adopted by one of this owner's secrets is taken.
+        taken = {s.adopted_from for s in seen.secrets.values() if s.adopted_from}
+        for t in _by_age(seen.tokens):
+            if (
+                t.marker is None
+                and t.status == "Active"
+                and t.permissions == token.permissions
+                and t.reference_number not in taken
+                and (seen.context, t.reference_number) not in self.adopted
+            ):
+                return t
+        return None
+
+    def _finish_adoption(
+        self,
+        token: DesiredToken,
+        secret: ObservedSecret | None,
+        seen: ObservedContext,
+        in_window: bool,
+        window_end: datetime,
+    ) -> None:
+        if secret is None or not secret.adopted_from:
+            return
+        handmade = next(
+            (
+                t
+                for t in seen.tokens
+                if t.reference_number == secret.adopted_from
+                and t.marker is None
+                and t.status not in ("Revoking", "Revoked")
+            ),
+            None,
+        )
+        if handmade is None:
+            return
+        if in_window:
+            self._note(NoteKind.OVERLAP, seen, token.name, handmade.reference_number, window_end)
+        else:
+            self._revoke(seen, token.name, handmade, "adoption complete")
+
+    # -- records --------------------------------------------------------------
+    def _overlap(self, token: DesiredToken) -> timedelta:
+        return ZERO if self.options.no_overlap else token.overlap
+
+    def _creating(
+        self,
+        action: Action,
+        token: DesiredToken,
+        reason: str,
+        superseded: ObservedToken | None,
+        *,
+        keep: bool,
+    ) -> Change:
+        overlap = self._overlap(token)
+        return Change(
+            action=action,
+            owner=token.owner,
+            context=token.context,
+            token=token.name,
+            reason=reason,
+            reference_number=superseded.reference_number if superseded else None,
+            permissions=token.permissions,
+            description=token.description,
+            secret=token.secret,
+            keep_until=self.now + overlap if keep and overlap > ZERO and superseded else None,
+        )
+
+    def _replace(self, token: DesiredToken, old: ObservedToken, reason: str, *, keep: bool) -> None:
+        self.changes.append(self._creating(Action.REPLACE, token, reason, old, keep=keep))
+
+    def _revoke(
+        self,
+        seen: ObservedContext,
+        name: str,
+        old: ObservedToken,
+        reason: str,
+        *,
+        secret: SecretRef | None = None,
+        policy_digest: str = "",
+    ) -> None:
+        self.changes.append(
+            Change(
+                action=Action.REVOKE,
+                owner=seen.owner,
+                context=seen.context,
+                token=name,
+                reason=reason,
+                reference_number=old.reference_number,
+                secret=secret,
+                delete_secret=secret is not None,
+                policy_digest=policy_digest,
+            )
+        )
+
+    def _note(
+        self,
+        kind: NoteKind,
+        seen: ObservedContext,
+        name: str,
+        reference_number: str,
+        until: datetime | None = None,
+    ) -> None:
+        self.notes.append(Note(kind, seen.owner, seen.context, name, reference_number, until))
+
+
+def _dormant(token: DesiredToken, secret: ObservedSecret | None) -> bool:
+    if secret is None or secret.exists or not secret.revoked_reason:
+        return False
+    if not secret.revoked_reason.startswith(UNUSED):
+        return False
+    if secret.revoked_policy is not None:
+        return secret.revoked_policy == token_policy_digest(token)
+    return token.revoke_if_unused_for is not None
