@@ -249,7 +249,7 @@ def error_from_response(response: httpx.Response) -> KsefError:
     message = f"KSeF {status}"
     if codes:
         message += f" [{', '.join(str(c) for c in codes)}]"
-    message += f" {description}"
+    message += f" {description.rstrip('. ') if details else description}"
     if reason:
         message += f" ({reason})"
     if details:
