@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
+from ksefctl.manifest.vault_auth import VaultAuthSpec
+
 # KSeF's TokenPermissionType, in the order the web application lists them.
 PERMISSIONS: tuple[str, ...] = (
     "InvoiceRead",
@@ -130,6 +132,7 @@ class Policy:
     vault_path_template: str  # placeholders: {environment} {nip} {context} {token} {owner}
     contexts: tuple[DesiredContext, ...]  # sorted by context
     location: Location | None = field(default=None, compare=False)
+    vault_auth: VaultAuthSpec | None = None  # spec.vault.auth; None: VAULT_TOKEN
 
     def secret_for(self, context: ContextId, token: str) -> SecretRef:
         """Where the secret of ``token`` in ``context`` lives (also for undeclared names)."""
