@@ -1,0 +1,160 @@
+"""/v2/testdata: the TEST environment's seeding endpoints (subjects, persons, permissions, limits)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from ksefctl.sim.config import DEFAULT_RATE_LIMITS
+from ksefctl.sim.model import TOKEN_PERMISSIONS
+from ksefctl.sim.problems import BadRequest
+from ksefctl.sim.service import Simulator
+from ksefctl.sim.validation import PATTERNS, identifier, text
+from ksefctl.sim.web import Call, api_route
+
+SUBJECT_TYPES = ("EnforcementAuthority", "VatGroup", "JST")
+AUTHORIZED_TYPES = ("Nip", "Pesel", "Fingerprint")
+
+
+def _nip(body: dict[str, Any], field: str) -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not PATTERNS["Nip"].match(value):
+        raise BadRequest(21405, f"Pole '{field}' nie jest poprawnym numerem NIP.")
+    return value
+
+
+async def create_subject(call: Call) -> Response:
+    body = await call.json()
+    nip = _nip(body, "subjectNip")
+    if body.get("subjectType") not in SUBJECT_TYPES:
+        raise BadRequest(21405, "Nieznana wartość pola 'subjectType'.")
+    description = text(body, "description", 5, 256)
+    call.sim.store.put_subject(
+        nip, {"subjectType": body["subjectType"], "description": description}
+    )
+    return Response(status_code=200)
+
+
+async def remove_subject(call: Call) -> Response:
+    body = await call.json()
+    nip = _nip(body, "subjectNip")
+    store = call.sim.store
+    store.remove_subject(nip)
+    for identity in list(store.grants.get(("Nip", nip), {})):
+        store.revoke_grants(("Nip", nip), identity)
+    return Response(status_code=200)
+
+
+async def create_person(call: Call) -> Response:
+    body = await call.json()
+    nip = _nip(body, "nip")
+    pesel = body.get("pesel")
+    if not isinstance(pesel, str) or not PATTERNS["Pesel"].match(pesel):
+        raise BadRequest(21405, "Pole 'pesel' nie jest poprawnym numerem PESEL.")
+    if not isinstance(body.get("isBailiff"), bool):
+        raise BadRequest(21405, "Pole 'isBailiff' jest wymagane.")
+    text(body, "description", 5, 256)
+    call.sim.store.link_person(pesel, nip)
+    return Response(status_code=200)
+
+
+async def remove_person(call: Call) -> Response:
+    body = await call.json()
+    call.sim.store.unlink_nip(_nip(body, "nip"))
+    return Response(status_code=200)
+
+
+async def grant_permissions(call: Call) -> Response:
+    body = await call.json()
+    context = identifier(body.get("contextIdentifier"), "contextIdentifier", ("Nip",))
+    identity = identifier(
+        body.get("authorizedIdentifier"), "authorizedIdentifier", AUTHORIZED_TYPES
+    )
+    permissions = body.get("permissions")
+    if not isinstance(permissions, list):
+        raise BadRequest(21405, "Pole 'permissions' musi być listą.")
+    granted = set()
+    for item in permissions:
+        kind = item.get("permissionType") if isinstance(item, dict) else None
+        if kind not in TOKEN_PERMISSIONS:
+            raise BadRequest(21405, f"Nieznany typ uprawnienia: {kind!r}.")
+        text(item, "description", 5, 256)
+        granted.add(kind)
+    call.sim.store.grant(context, identity, granted)
+    return Response(status_code=200)
+
+
+async def revoke_permissions(call: Call) -> Response:
+    body = await call.json()
+    context = identifier(body.get("contextIdentifier"), "contextIdentifier", ("Nip",))
+    identity = identifier(
+        body.get("authorizedIdentifier"), "authorizedIdentifier", AUTHORIZED_TYPES
+    )
+    call.sim.store.revoke_grants(context, identity)
+    return Response(status_code=200)
+
+
+async def set_rate_limits(call: Call) -> Response:
+    body = await call.json()
+    limits = body.get("rateLimits")
+    if not isinstance(limits, dict):
+        raise BadRequest(21405, "Pole 'rateLimits' jest wymagane.")
+    parsed: dict[str, tuple[int, int, int]] = {}
+    for group in DEFAULT_RATE_LIMITS:
+        values = limits.get(group)
+        try:
+            if not isinstance(values, dict):
+                raise TypeError(group)
+            parsed[group] = (
+                int(values["perSecond"]),
+                int(values["perMinute"]),
+                int(values["perHour"]),
+            )
+        except (TypeError, KeyError, ValueError):
+            raise BadRequest(
+                21405, f"Pole 'rateLimits.{group}' wymaga perSecond, perMinute i perHour."
+            ) from None
+    call.sim.store.set_rate_override(call.session.context, parsed)
+    return Response(status_code=200)
+
+
+async def reset_rate_limits(call: Call) -> Response:
+    call.sim.store.set_rate_override(call.session.context, None)
+    return Response(status_code=200)
+
+
+def routes(sim: Simulator) -> list[Any]:
+    unauthenticated: list[tuple[str, Any]] = [
+        ("/testdata/subject", create_subject),
+        ("/testdata/subject/remove", remove_subject),
+        ("/testdata/person", create_person),
+        ("/testdata/person/remove", remove_person),
+        ("/testdata/permissions", grant_permissions),
+        ("/testdata/permissions/revoke", revoke_permissions),
+    ]
+    result = [
+        api_route(sim, "POST", path, handler, group="auth", credential=None)
+        for path, handler in unauthenticated
+    ]
+    result.append(
+        api_route(
+            sim,
+            "POST",
+            "/testdata/rate-limits",
+            set_rate_limits,
+            group="other",
+            credential="access",
+        )
+    )
+    result.append(
+        api_route(
+            sim,
+            "DELETE",
+            "/testdata/rate-limits",
+            reset_rate_limits,
+            group="other",
+            credential="access",
+        )
+    )
+    return result
