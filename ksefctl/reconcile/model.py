@@ -41,7 +41,7 @@ class ObservedSecret:
     reference_number: str | None = None  # the token whose value the current version holds
     created: datetime | None = None
     # custom_metadata the executor leaves behind (the planner's only memory, SPEC principle 1):
-    revoked_reason: str | None = None  # revokedReason: why it was soft-deleted ("unused 74 days")
+    revoked_reason: str | None = None  # deletedReason: why it was soft-deleted ("unused 74 days")
     revoked_policy: str | None = None  # revokedPolicy: Change.policy_digest of a disuse revocation
     adopted_from: str | None = None  # adoptedFrom: the hand-made token an ADOPT superseded
 

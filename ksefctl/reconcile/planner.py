@@ -34,7 +34,7 @@ later run revokes it once the window has elapsed.  ``keep_until = None``
 means "revoke the predecessor right after the new token is Active".
 
 Disuse: a token revoked for disuse stays revoked (Note DORMANT, no CREATE)
-while its soft-deleted secret records ``revokedReason: unused …`` and a
+while its soft-deleted secret records ``deletedReason: unused …`` and a
 ``revokedPolicy`` equal to :func:`token_policy_digest` of its current
 definition.  Changing anything in the definition (permissions, description,
 rotateEvery, overlap, revokeIfUnusedFor, path) or forcing a rotation creates

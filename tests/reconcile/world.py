@@ -210,8 +210,8 @@ class World:
     def _soft_delete(self, change: Change) -> None:
         assert change.secret is not None
         previous = self.secrets.get(change.secret)
-        if previous is None:
-            return
+        if previous is None or not previous.exists:
+            return  # like VaultStore.soft_delete: nothing live, nothing recorded
         self.secrets[change.secret] = replace(
             previous,
             exists=False,

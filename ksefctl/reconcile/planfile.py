@@ -1,0 +1,203 @@
+"""Saved plans (``ksefctl plan --out PLAN``, ``ksefctl apply PLAN``).
+
+A plan file is JSON: the plan exactly as ``--json`` prints it, plus what it
+was computed from (the manifests' SHA-256 and the plan options).  ``apply``
+refuses it when a manifest or the observed world (``plan.fingerprint``)
+changed since.  Plans hold no secret by construction: no field of a
+:class:`~ksefctl.reconcile.model.Plan` can carry one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from ksefctl.errors import KsefctlError
+from ksefctl.manifest.model import ContextId, SecretRef
+from ksefctl.reconcile.model import Action, Change, Note, NoteKind, Plan, PlanOptions
+from ksefctl.reconcile.render import FORMAT_VERSION, permission_list, render_json
+
+KIND = "ksefctl-plan"
+
+
+class PlanFileError(KsefctlError):
+    """A saved plan cannot be read: missing, corrupt, foreign or from another format."""
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    plan: Plan
+    sources: Mapping[str, str]  # manifest file → SHA-256 (hex) of its bytes when planned
+    options: PlanOptions
+
+
+def save_plan(
+    path: str | os.PathLike[str],
+    plan: Plan,
+    *,
+    sources: Mapping[str, str],
+    options: PlanOptions,
+) -> None:
+    """Write ``plan`` atomically: a reader never sees half a plan."""
+    document = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "plan": render_json(plan),
+        "sources": dict(sorted(sources.items())),
+        "options": {
+            "adopt": options.adopt,
+            "prune": options.prune,
+            "no_overlap": options.no_overlap,
+            "force_rotate": [
+                {"owner": owner, "context": str(context), "token": token}
+                for owner, context, token in sorted(options.force_rotate)
+            ],
+        },
+    }
+    target = Path(path)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    try:
+        handle, temporary = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, target)
+    except OSError as error:
+        raise PlanFileError(f"cannot write plan file {path}: {error.strerror or error}") from None
+
+
+def load_plan(path: str | os.PathLike[str]) -> SavedPlan:
+    """Read a plan saved by :func:`save_plan`; :class:`PlanFileError` on anything else."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise PlanFileError(f"cannot read plan file {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise PlanFileError(f"{path} is not a ksefctl plan file (not UTF-8 text)") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PlanFileError(
+            f"{path} is not a ksefctl plan file (invalid JSON at line {error.lineno})"
+        ) from None
+    if not isinstance(document, dict) or document.get("kind") != KIND:
+        raise PlanFileError(f"{path} is not a ksefctl plan file")
+    version = document.get("format_version")
+    if version != FORMAT_VERSION:
+        raise PlanFileError(
+            f"{path} has plan format {version!r}; this ksefctl reads format {FORMAT_VERSION!r}"
+        )
+    try:
+        return SavedPlan(
+            plan=_plan(document["plan"]),
+            sources=_sources(document["sources"]),
+            options=_options(document["options"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise PlanFileError(f"{path} is a corrupt plan file ({_what(error)})") from None
+
+
+def _what(error: Exception) -> str:
+    if isinstance(error, KeyError):
+        return f"missing field {error.args[0]!r}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _plan(data: Any) -> Plan:
+    if data.get("format_version") != FORMAT_VERSION:
+        raise ValueError("plan format_version does not match the file's")
+    return Plan(
+        changes=tuple(_change(c) for c in _list(data["changes"])),
+        notes=tuple(_note(n) for n in _list(data["notes"])),
+        fingerprint=_str(data["fingerprint"]),
+        created_at=_time(data["created_at"]),
+    )
+
+
+def _change(data: Any) -> Change:
+    secret = data["secret"]
+    permissions = [_str(p) for p in _list(data["permissions"])]
+    if permission_list(permissions) != permissions or len(set(permissions)) != len(permissions):
+        raise ValueError("permissions are not a set in KSeF's order")
+    return Change(
+        action=Action[_str(data["action"]).upper()],
+        owner=_str(data["owner"]),
+        context=parse_context(data["context"]),
+        token=_str(data["token"]),
+        reason=_str(data["reason"]),
+        reference_number=_optional_str(data["reference_number"]),
+        permissions=frozenset(permissions),
+        description=_str(data["description"]),
+        secret=None if secret is None else SecretRef(_str(secret["mount"]), _str(secret["path"])),
+        delete_secret=_bool(data["delete_secret"]),
+        keep_until=_time(data["keep_until"]),
+        policy_digest=_str(data.get("policy_digest", "")),
+    )
+
+
+def _note(data: Any) -> Note:
+    return Note(
+        kind=NoteKind(_str(data["kind"])),
+        owner=_str(data["owner"]),
+        context=parse_context(data["context"]),
+        token=_str(data["token"]),
+        reference_number=_str(data["reference_number"]),
+        until=_time(data["until"]),
+    )
+
+
+def _sources(data: Any) -> dict[str, str]:
+    if not isinstance(data, dict):
+        raise TypeError("sources must be an object")
+    return {_str(k): _str(v) for k, v in data.items()}
+
+
+def _options(data: Any) -> PlanOptions:
+    return PlanOptions(
+        adopt=_bool(data["adopt"]),
+        prune=_bool(data["prune"]),
+        no_overlap=_bool(data["no_overlap"]),
+        force_rotate=frozenset(
+            (_str(f["owner"]), parse_context(f["context"]), _str(f["token"]))
+            for f in _list(data["force_rotate"])
+        ),
+    )
+
+
+def parse_context(text: Any) -> ContextId:
+    """``Nip:5265877635`` → ``ContextId("Nip", "5265877635")``."""
+    kind, sep, value = _str(text).partition(":")
+    if not sep or not value or kind not in ("Nip", "InternalId"):
+        raise ValueError(f"not a KSeF context: {text!r}")
+    return ContextId(cast(Any, kind), value)
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(_str(value))
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {type(value).__name__}")
+    return value
