@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
@@ -44,11 +46,25 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema())
 
 
+@cache
+def _fast_check() -> Callable[[Any], Any]:
+    return fastjsonschema.compile(schema())
+
+
 def schema_issues(document: Document) -> list[ManifestIssue]:
-    issues: list[ManifestIssue] = []
-    for error in _validator().iter_errors(document.data):
-        issues.extend(_issues(document, error))
-    return issues
+    # The compiled check is an order of magnitude faster than jsonschema; the
+    # slower validator runs only to explain what is wrong, with locations.
+    try:
+        _fast_check()(document.data)
+    except fastjsonschema.JsonSchemaException as fast_error:
+        issues: list[ManifestIssue] = []
+        for error in _validator().iter_errors(document.data):
+            issues.extend(_issues(document, error))
+        if not issues:  # the validators disagree: still refuse, with the compiled message
+            where = document.at(())
+            issues.append(ManifestIssue(where, "", str(fast_error)[:200]))
+        return issues
+    return []
 
 
 def _issues(document: Document, error: ValidationError) -> list[ManifestIssue]:
