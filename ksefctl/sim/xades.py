@@ -258,6 +258,12 @@ def _index_ids(root: etree._Element) -> dict[str, etree._Element]:
     return ids
 
 
+def _text(element: etree._Element) -> str:
+    # The XPath string-value, not ``.text``: comments are not signed, so a
+    # comment slipped into "52658<!---->77635" must not cut the value short.
+    return str(element.xpath("string()")).strip()
+
+
 def _remove(element: etree._Element) -> None:
     parent = element.getparent()
     assert parent is not None
@@ -397,14 +403,14 @@ def _namespaces(element: etree._Element) -> dict[str, str]:
 def _xpath_keeps(transform: etree._Element, subject: etree._Element, skip_signatures: bool) -> bool:
     """XPath 1.0 filter: the expression, cast to boolean, must hold for every significant node."""
     xpath = transform.find(f"{{{DS}}}XPath")
-    if xpath is None or not (xpath.text or "").strip():
+    if xpath is None or not _text(xpath):
         raise XadesError("malformed", "an XPath transform has no expression")
     namespaces = _namespaces(xpath)
     namespaces[_OWN] = DS
     skip = f"[not(ancestor-or-self::{_OWN}:Signature)]" if skip_signatures else ""
     query = (
         "count((descendant-or-self::* | descendant::text() | descendant-or-self::*/@*)"
-        f"{skip}[not(boolean({xpath.text}))])"
+        f"{skip}[not(boolean({_text(xpath)}))])"
     )
     try:
         dropped = etree.XPath(query, namespaces=namespaces, extensions=_here(xpath))(subject)
@@ -430,7 +436,7 @@ def _filter2_keeps(transform: etree._Element, nodes: list[_Node]) -> bool:
             )
         try:
             selected = etree.XPath(
-                element.text or "", namespaces=_namespaces(element), extensions=_here(element)
+                _text(element), namespaces=_namespaces(element), extensions=_here(element)
             )(document)
         except (etree.XPathError, TypeError) as error:
             raise XadesError(
@@ -498,9 +504,7 @@ def _signing_certificate(signature: etree._Element) -> x509.Certificate:
     certificates = []
     for element in signature.iterfind(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate"):
         try:
-            certificates.append(
-                x509.load_der_x509_certificate(base64.b64decode(element.text or ""))
-            )
+            certificates.append(x509.load_der_x509_certificate(base64.b64decode(_text(element))))
         except ValueError:
             raise XadesError(
                 "malformed", "KeyInfo holds a certificate that cannot be decoded"
@@ -590,7 +594,7 @@ def _signed_certificate_digests(signature: etree._Element) -> list[tuple[str, st
         method = cert_digest.find(f"{{{DS}}}DigestMethod")
         value = cert_digest.find(f"{{{DS}}}DigestValue")
         if method is not None and value is not None:
-            digests.append((method.get("Algorithm", ""), (value.text or "").strip()))
+            digests.append((method.get("Algorithm", ""), _text(value)))
     return digests
 
 
@@ -661,7 +665,7 @@ def _read_request(request: etree._Element, certificate: x509.Certificate) -> Ver
 
     def text(path: str) -> str:
         element = request.find(path, {"a": ns})
-        return "" if element is None else (element.text or "").strip()
+        return "" if element is None else _text(element)
 
     context = request.find("a:ContextIdentifier", {"a": ns})
     assert context is not None and len(context) == 1  # the schema guarantees one choice
@@ -674,7 +678,7 @@ def _read_request(request: etree._Element, certificate: x509.Certificate) -> Ver
     return VerifiedAuthRequest(
         challenge=text("a:Challenge"),
         context_type=etree.QName(context[0]).localname,
-        context_value=(context[0].text or "").strip(),
+        context_value=_text(context[0]),
         subject_identifier_type=subject_identifier_type,
         identity_type=identity_type,
         identity_value=identity_value,
@@ -689,7 +693,7 @@ def _authorization_policy(request: etree._Element, ns: str | None) -> dict[str, 
         return None
 
     def values(tag: str) -> list[str]:
-        return [(e.text or "").strip() for e in allowed.iterfind(f"a:{tag}", {"a": ns})]
+        return [_text(e) for e in allowed.iterfind(f"a:{tag}", {"a": ns})]
 
     # Shaped like the JSON AuthorizationPolicy of /auth/ksef-token, so both logins look alike.
     return {

@@ -256,6 +256,18 @@ def test_expired_certificate_is_refused_as_certificate(expired_ec: Credentials) 
     assert (error.kind, str(error)) == ("certificate", "the signing certificate has expired")
 
 
+def test_comments_slipped_into_signed_values_do_not_change_them(seal_ec: Credentials) -> None:
+    # Comments fall outside C14N-without-comments, so the signature stays valid.
+    document = sign_auth_request(auth_request(), seal_ec.identity)
+    split = document.replace(
+        f"<Nip>{NIP}</Nip>".encode(), f"<Nip>{NIP[:5]}<!-- -->{NIP[5:]}</Nip>".encode()
+    )
+
+    verified = verify_auth_request(split)
+
+    assert verified.context_value == NIP
+
+
 def test_certificate_not_yet_valid_is_refused() -> None:
     tomorrow = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
     creds = Credentials(*make_seal_certificate(NIP, key_type="ec", valid_from=tomorrow))
