@@ -12,6 +12,8 @@ import pytest
 
 from ksefctl.openbao import DevServer, start_dev_server
 
+pytest_plugins = ["tests.simfixture"]
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 OPENAPI = SHARED / "ksef" / "open-api.json"
