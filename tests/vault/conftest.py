@@ -14,6 +14,7 @@ from ksefctl.vault import VaultStore
 from tests.conftest import Bao
 
 CREATED = datetime(2025, 10, 1, 12, 30, tzinfo=UTC)
+TOKEN_VALUE = "20251001-EC-TOKENVALUE|nip-5265877635|secretpart"
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ async def write(
     ref: SecretRef,
     *,
     cas: int,
-    token: str = "20251001-EC-TOKENVALUE|nip-5265877635|secretpart",
+    token: str = TOKEN_VALUE,
     reference: str = "20251001-EC-0000000001-AB",
     owner: str = "acme",
     name: str = "erp",

@@ -10,8 +10,7 @@ from ksefctl.secret import Secret
 from ksefctl.vault import CasConflict, VaultError, VaultNotFound, VaultStore, template_prefix
 from tests.conftest import Bao
 from tests.vault.conftest import CREATED, custom_metadata, read_data, write
-
-TOKEN = "20251001-EC-TOKENVALUE|nip-5265877635|secretpart"
+from tests.vault.conftest import TOKEN_VALUE as TOKEN
 
 
 def at(bao: Bao, path: str = "ksef/test/5265877635/erp") -> SecretRef:

@@ -1,0 +1,38 @@
+# What ksefctl needs in Vault / OpenBao, for the default layout:
+#   tokens:      KV v2 mount "secret", path template "ksef/{environment}/{nip}/{token}"
+#   login data:  "secret/ksef-admin/{nip}" (certificate + privateKey, or a KSeF token)
+#   owner locks: "secret/.ksefctl/locks/{owner}"
+# Change "secret" and the folders if your manifest uses another mount or template.
+#
+#   vault policy write ksefctl examples/vault/ksefctl-policy.hcl
+
+# Token secrets: observe the current version, write new versions with
+# check-and-set (create for a new path, update for a rotation). No "delete":
+# ksefctl never removes data through this path.
+path "secret/data/ksef/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+# Ownership records (custom_metadata) and the --prune walk over the token folder.
+path "secret/metadata/ksef/*" {
+  capabilities = ["read", "update", "list"]
+}
+
+# Soft delete of one version (recoverable with `vault kv undelete`).
+# "destroy" and metadata "delete" are deliberately absent: history is kept.
+path "secret/delete/ksef/*" {
+  capabilities = ["update"]
+}
+
+# Login material for each context: read only.
+path "secret/data/ksef-admin/*" {
+  capabilities = ["read"]
+}
+
+# Per-owner lease locks (check-and-set writes; max_versions set once on creation).
+path "secret/data/.ksefctl/locks/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/metadata/.ksefctl/locks/*" {
+  capabilities = ["update"]
+}
