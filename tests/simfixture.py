@@ -69,9 +69,15 @@ class SimHandle:
     def admin_url(self) -> str:
         return self.running.admin_url
 
-    def client(self, **headers: str) -> httpx.Client:
-        """An HTTP client for /v2 whose every exchange is contract-checked."""
+    def client(self, *, invalid_requests: bool = False, **headers: str) -> httpx.Client:
+        """An HTTP client for /v2 whose every exchange is contract-checked.
+
+        ``invalid_requests`` skips the request check, for tests that send bad input on purpose
+        (the responses are still checked).
+        """
         hooks = self.checker.sync_hooks() if self.checker is not None else {}
+        if invalid_requests:
+            hooks.pop("request", None)
         client = httpx.Client(
             base_url=self.base_url, headers=headers, event_hooks=hooks, timeout=10, verify=_tls()
         )
