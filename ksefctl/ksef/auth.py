@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 import httpx
+import jwt
 
 from ksefctl.ksef.errors import AuthenticationFailed, UnexpectedResponse
 from ksefctl.ksef.limits import AUTH
@@ -66,22 +67,42 @@ def json_of(response: httpx.Response, where: str) -> object:
 
 
 def _server_now(response: httpx.Response) -> datetime:
-    # Measuring lifetimes against KSeF's own clock makes a skewed local clock harmless.
+    # Measuring lifetimes against KSeF's own clock makes a skewed local clock
+    # harmless.  Date has whole seconds, so KSeF's instant was up to 1 s later:
+    # assume the latest, and never think a token lives longer than it does.
     date = response.headers.get("date")
     if date:
         try:
             parsed = parsedate_to_datetime(date)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return parsed + timedelta(seconds=1)
         except (TypeError, ValueError):
             pass
     return datetime.now(UTC)
 
 
+def _jwt_expiry(token: Secret) -> datetime | None:
+    # Only to learn when KSeF will refuse the token; KSeF itself checks the signature.
+    try:
+        claims = jwt.decode(token.reveal(), options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and not isinstance(exp, bool):
+        return datetime.fromtimestamp(exp, UTC)
+    return None
+
+
 def issued_token(f: Fields, key: str, response: httpx.Response) -> IssuedToken:
+    """A token with its lifetime: the earlier of ``validUntil`` and the JWT's own ``exp``."""
     item = f.obj(key)
+    token = item.secret("token")
     valid_until = item.moment("validUntil")
+    expiry = _jwt_expiry(token)
+    if expiry is not None and expiry < valid_until:
+        valid_until = expiry
     lifetime = (valid_until - _server_now(response)).total_seconds()
-    return IssuedToken(item.secret("token"), valid_until, max(0.0, lifetime), time.monotonic())
+    return IssuedToken(token, valid_until, max(0.0, lifetime), time.monotonic())
 
 
 async def challenge(transport: Transport) -> Challenge:

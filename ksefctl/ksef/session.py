@@ -165,6 +165,27 @@ class Session:
         self._transport.limiter(OTHER, self.context).update(limits)
         return limits
 
+    async def set_test_rate_limits(self, limits: Mapping[str, WindowLimits]) -> None:
+        """TEST environment only: change this context's limits (``POST /testdata/rate-limits``).
+
+        Groups not named keep the values in force; the limiter follows at once.
+        """
+        current = await self.rate_limits()
+        body = dict(current)
+        for group, values in limits.items():
+            if None in (values.per_second, values.per_minute, values.per_hour):
+                raise ValueError("test rate limits need per-second, -minute and -hour values")
+            body[group] = {
+                "perSecond": values.per_second,
+                "perMinute": values.per_minute,
+                "perHour": values.per_hour,
+            }
+        await self._call(
+            "POST", "/testdata/rate-limits", idempotent=True, json={"rateLimits": body}
+        )
+        if OTHER in limits:
+            self._transport.limiter(OTHER, self.context).update(limits[OTHER])
+
     # -- tokens ----------------------------------------------------------------
 
     async def generate_token(
