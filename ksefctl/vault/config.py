@@ -83,6 +83,7 @@ class VaultConfig:
 
 # Keys accepted by VaultLogin.from_mapping: manifest camelCase → field name.
 _ALIASES = {
+    "tokenEnv": "token_env",
     "roleIdEnv": "role_id_env",
     "secretIdEnv": "secret_id_env",
     "jwtEnv": "jwt_env",
@@ -95,13 +96,14 @@ _ALIASES = {
 class VaultLogin:
     """How ksefctl obtains its Vault token (``spec.vault.auth`` in a manifest).
 
-    - ``token``: ``VAULT_TOKEN`` or ``~/.vault-token``.
+    - ``token``: the variable ``token_env`` (``VAULT_TOKEN``) or ``~/.vault-token``.
     - ``approle``: role id and secret id from the variables ``role_id_env`` and
       ``secret_id_env``.
     - ``jwt``: a JWT/OIDC id token (CI pipelines) for ``role``, from the
       variable ``jwt_env``, else from ``jwt_file``, else — on GitHub Actions,
       with ``id-token: write`` — requested from the runner for ``audience``.
-    - ``kubernetes``: the pod's service-account token from ``token_file``.
+    - ``kubernetes``: the pod's service-account token from ``jwt_file`` if
+      given, else ``token_file`` (the standard projected token).
 
     ``mount`` defaults to the method's name (``auth/<mount>/login``).
     """
@@ -109,6 +111,7 @@ class VaultLogin:
     method: LoginMethod = "token"
     mount: str | None = None
     role: str | None = None
+    token_env: str = "VAULT_TOKEN"
     role_id_env: str = "VAULT_ROLE_ID"
     secret_id_env: str = "VAULT_SECRET_ID"
     jwt_env: str = "VAULT_JWT"

@@ -113,7 +113,9 @@ def build_login_request(
         assert login.role is not None
         body = {
             "role": login.role,
-            "jwt": _read_token_file(login.token_file, "Kubernetes service-account token"),
+            "jwt": _read_token_file(
+                login.jwt_file or login.token_file, "Kubernetes service-account token"
+            ),
         }
     return LoginRequest(mount=login.mount_path, body=body)
 
@@ -126,11 +128,15 @@ def log_in(
 ) -> None:
     """Give ``client`` a Vault token by ``login``'s method (blocking: one HTTP call at most)."""
     if login.method == "token":
-        if config.token is None:
+        env = os.environ if environ is None else environ
+        named = env.get(login.token_env) if login.token_env != "VAULT_TOKEN" else None
+        token = Secret(named) if named else config.token
+        if token is None:
             raise VaultLoginFailed(
-                "no Vault token: set VAULT_TOKEN, run 'vault login', or configure spec.vault.auth"
+                f"no Vault token: set {login.token_env}, run 'vault login', "
+                "or configure spec.vault.auth"
             )
-        client.token = config.token.reveal()
+        client.token = token.reveal()
         return
     request = build_login_request(login, environ, client.adapter.session)
     assert request is not None

@@ -40,10 +40,10 @@ import requests
 from hvac import utils as hvac_utils
 from requests.adapters import HTTPAdapter
 
-from ksefctl.manifest.model import SecretRef
+from ksefctl.manifest.model import Desired, SecretRef
 from ksefctl.reconcile.model import ObservedSecret
 from ksefctl.secret import Secret
-from ksefctl.vault.config import VaultConfig, VaultLogin
+from ksefctl.vault.config import VaultConfig, VaultConfigError, VaultLogin
 from ksefctl.vault.errors import CasConflict, VaultError, VaultNotFound, mapped_errors
 from ksefctl.vault.login import log_in
 
@@ -159,6 +159,37 @@ class VaultStore:
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ksefctl-vault")
         self._logged_in = False
         self._login_lock = asyncio.Lock()
+        self.lock_mounts: dict[str, str] = {}  # owner → the KV mount its lock lives in
+
+    @classmethod
+    def from_environment(
+        cls,
+        desired: Desired | None = None,
+        *,
+        concurrency: int = 32,
+        environ: Mapping[str, str] | None = None,
+    ) -> VaultStore:
+        """A store configured by ``VAULT_*`` and the manifests' ``spec.vault.auth``.
+
+        All manifests share one Vault connection, so they must agree on the
+        login; each owner's lock lives in that owner's KV mount.
+        """
+        policies = desired.policies if desired else ()
+        logins = {VaultLogin.from_spec(p.vault_auth) for p in policies if p.vault_auth}
+        if len(logins) > 1:
+            owners = ", ".join(p.owner for p in policies if p.vault_auth)
+            raise VaultConfigError(
+                f"manifests {owners} ask for different spec.vault.auth; "
+                "ksefctl uses one Vault login per run"
+            )
+        store = cls(
+            VaultConfig.from_env(environ),
+            next(iter(logins), None),
+            concurrency=concurrency,
+            environ=environ,
+        )
+        store.lock_mounts = {p.owner: p.vault_mount for p in policies}
+        return store
 
     def __repr__(self) -> str:
         return f"VaultStore(address={self.config.address!r}, login={self._login.method!r})"
@@ -178,7 +209,8 @@ class VaultStore:
             log.debug("logged into Vault at %s by %s", self.config.address, self._login.method)
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Waiting for in-flight calls happens off the loop: each may take up to the timeout.
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
         self._session.close()
 
     async def __aenter__(self) -> VaultStore:
@@ -453,19 +485,23 @@ class VaultStore:
         self,
         owner: str,
         *,
-        mount: str = "secret",
+        mount: str | None = None,
         ttl: float | timedelta = 60.0,
         timeout: float | timedelta = 300.0,
         holder: str | None = None,
         poll_interval: float = 1.0,
     ) -> OwnerLock:
-        """A lease lock for ``owner`` at ``<mount>/.ksefctl/locks/<owner>``: ``async with``."""
+        """A lease lock for ``owner`` at ``<mount>/.ksefctl/locks/<owner>``: ``async with``.
+
+        ``mount`` defaults to the owner's token mount (see :meth:`from_environment`),
+        else ``secret``.
+        """
         from ksefctl.vault.lock import OwnerLock
 
         return OwnerLock(
             self,
             owner,
-            mount=mount,
+            mount=mount or self.lock_mounts.get(owner, "secret"),
             ttl=ttl,
             timeout=timeout,
             holder=holder,

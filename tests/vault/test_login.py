@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from ksefctl.manifest.model import SecretRef
+from ksefctl.manifest.model import Desired, Policy, SecretRef
+from ksefctl.manifest.vault_auth import VaultAuthSpec, parse_vault_auth
 from ksefctl.secret import Secret
 from ksefctl.vault import (
     VaultConfig,
@@ -371,3 +372,54 @@ def test_config_from_standard_variables(tmp_path: Path) -> None:
     )
     assert bao_style.address == "http://bao:8200" and bao_style.verify is False
     assert bao_style.token is None
+
+
+def manifest_policy(owner: str, mount: str, auth: VaultAuthSpec | None) -> Policy:
+    return Policy(
+        owner=owner,
+        environment="test",
+        base_url="http://127.0.0.1:1/v2",
+        vault_mount=mount,
+        vault_path_template="ksef/{environment}/{nip}/{token}",
+        contexts=(),
+        vault_auth=auth,
+    )
+
+
+def test_manifest_vault_auth_is_bridged(tmp_path: Path) -> None:
+    spec = parse_vault_auth(
+        {"method": "kubernetes", "role": "ksefctl", "jwtFile": str(tmp_path / "t")}
+    )
+    (tmp_path / "t").write_text("projected-token")
+
+    request = build_login_request(VaultLogin.from_spec(spec), environ={})
+
+    assert request is not None and request.payload()["jwt"] == "projected-token"
+
+
+async def test_store_from_manifests_uses_their_login_and_lock_mounts(
+    bao: Bao, readable: tuple[str, SecretRef], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULT_ADDR", bao.address)
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    monkeypatch.setenv("CI_VAULT_TOKEN", bao.token)
+    auth = parse_vault_auth({"method": "token", "tokenEnv": "CI_VAULT_TOKEN"})
+    desired = Desired(
+        policies=(
+            manifest_policy("acme", bao.mount, auth),
+            manifest_policy("other", "secret", None),
+        )
+    )
+    store = VaultStore.from_environment(desired)
+    assert store.lock("acme").ref == SecretRef(bao.mount, ".ksefctl/locks/acme")
+    assert store.lock("other").ref.mount == "secret"
+    assert await can_read(store, readable[1])
+
+    clash = Desired(
+        policies=(
+            manifest_policy("acme", bao.mount, auth),
+            manifest_policy("other", bao.mount, parse_vault_auth({"method": "approle"})),
+        )
+    )
+    with pytest.raises(VaultConfigError, match=r"different spec\.vault\.auth"):
+        VaultStore.from_environment(clash)
