@@ -69,15 +69,20 @@ class SimHandle:
     def admin_url(self) -> str:
         return self.running.admin_url
 
-    def client(self, *, invalid_requests: bool = False, **headers: str) -> httpx.Client:
+    def client(
+        self, *, invalid_requests: bool = False, injected_faults: bool = False, **headers: str
+    ) -> httpx.Client:
         """An HTTP client for /v2 whose every exchange is contract-checked.
 
         ``invalid_requests`` skips the request check, for tests that send bad input on purpose
-        (the responses are still checked).
+        (the responses are still checked); ``injected_faults`` skips all checks, for tests
+        that make the simulator answer outside the contract (a 500, a cut connection).
         """
         hooks = self.checker.sync_hooks() if self.checker is not None else {}
         if invalid_requests:
             hooks.pop("request", None)
+        if injected_faults:
+            hooks = {}
         client = httpx.Client(
             base_url=self.base_url, headers=headers, event_hooks=hooks, timeout=10, verify=_tls()
         )

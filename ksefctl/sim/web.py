@@ -133,6 +133,8 @@ class FaultLayer:
             if faults.drop_rate and rng.random() < faults.drop_rate:
                 self.sim.stats.injected["drops"] += 1
                 _drop(scope)
+                # Finish the ASGI cycle into the closed socket so the server does not log an error.
+                await Response(status_code=500)(scope, receive, send)
                 return
             error: ApiError | None = None
             if faults.error_rate and rng.random() < faults.error_rate:
@@ -151,11 +153,10 @@ class FaultLayer:
                 return
 
         async def guarded_send(message: Message) -> None:
-            if scope.get(DROP_FLAG):
-                if message["type"] == "http.response.start":
-                    self.sim.stats.injected["dropsAfterCommit"] += 1
-                    _drop(scope)
-                return
+            if scope.get(DROP_FLAG) and message["type"] == "http.response.start":
+                self.sim.stats.injected["dropsAfterCommit"] += 1
+                _drop(scope)
+            # After a drop the transport is closed, so what follows goes nowhere.
             await send(message)
 
         await self.app(scope, receive, guarded_send)
