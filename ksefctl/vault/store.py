@@ -2,8 +2,9 @@
 
 hvac is blocking, so every call runs in a dedicated, bounded thread pool
 sharing one ``requests`` session whose connection pool is as large as the
-pool: thousands of contexts queue as futures, not as threads, and the event
-loop never waits on a socket.
+pool.  A semaphore admits only as many calls as there are threads, so
+thousands of contexts wait as cheap coroutines rather than as a burst of
+executor submissions, and the event loop never waits on a socket.
 
 Round trips per operation (each is one HTTP request):
 
@@ -128,7 +129,7 @@ class VaultStore:
         config: VaultConfig | None = None,
         login: VaultLogin | None = None,
         *,
-        concurrency: int = 32,
+        concurrency: int = 16,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if concurrency < 1:
@@ -159,6 +160,7 @@ class VaultStore:
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ksefctl-vault")
         self._logged_in = False
         self._login_lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(concurrency)
         self.lock_mounts: dict[str, str] = {}  # owner → the KV mount its lock lives in
 
     @classmethod
@@ -166,7 +168,7 @@ class VaultStore:
         cls,
         desired: Desired | None = None,
         *,
-        concurrency: int = 32,
+        concurrency: int = 16,
         environ: Mapping[str, str] | None = None,
     ) -> VaultStore:
         """A store configured by ``VAULT_*`` and the manifests' ``spec.vault.auth``.
@@ -228,7 +230,8 @@ class VaultStore:
         if not self._logged_in:
             await self.login()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._guarded, operation, where, fn)
+        async with self._slots:
+            return await loop.run_in_executor(self._pool, self._guarded, operation, where, fn)
 
     def _guarded(self, operation: str, where: str, fn: Callable[[], T]) -> T:
         log.debug("vault %s %s", operation, where)
