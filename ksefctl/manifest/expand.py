@@ -74,6 +74,20 @@ class _Owner:
     contexts: dict[ContextId, DesiredContext] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What the contexts of one document share."""
+
+    document: Document
+    policy: Policy  # without contexts: renders secret paths
+    owner: _Owner
+    permission_sets: Mapping[str, frozenset[str]]
+    defaults: Mapping[str, _Token]
+    default_auth: Mapping[str, Any] | None
+    default_auth_ok: bool  # its templates are valid (problems are reported once)
+    paths_ok: bool  # spec.vault.path is valid, so secret paths can be rendered
+
+
 class Expander:
     def __init__(self) -> None:
         self.issues: list[ManifestIssue] = []
@@ -105,21 +119,28 @@ class Expander:
             name: frozenset(perms) for name, perms in spec.get("permissionSets", {}).items()
         }
         default_auth = spec.get("auth")
-        if default_auth is not None:
-            self._auth_template(document, ("spec", "auth"), default_auth)
-        defaults_path: Path = ("spec", "defaults", "tokens")
+        default_auth_ok = default_auth is None or self._auth_template(
+            document, ("spec", "auth"), default_auth
+        )
         defaults = self._tokens(
             document,
-            defaults_path,
+            ("spec", "defaults", "tokens"),
             spec.get("defaults", {}).get("tokens", []),
             owner_name,
             permission_sets,
         )
+        scope = _Scope(
+            document,
+            policy,
+            owner,
+            permission_sets,
+            defaults,
+            default_auth,
+            default_auth_ok,
+            paths_ok,
+        )
         for index, raw in enumerate(spec["contexts"]):
-            self._context(
-                document, ("spec", "contexts", index), raw, policy, owner, permission_sets,
-                defaults, default_auth, paths_ok,
-            )  # fmt: skip
+            self._context(scope, ("spec", "contexts", index), raw)
 
     def _settings(self, document: Document, spec: Mapping[str, Any]) -> tuple[_Settings, bool]:
         ksef = spec["ksef"]
@@ -161,10 +182,13 @@ class Expander:
         owner.location = min(owner.location, location, key=lambda at: (at.file, at.line, at.column))
         return owner
 
-    def _auth_template(self, document: Document, path: Path, raw: Mapping[str, Any]) -> None:
+    def _auth_template(self, document: Document, path: Path, raw: Mapping[str, Any]) -> bool:
+        ok = True
         for method, block in raw.items():
             for problem in template_problems(block["vault"], AUTH_PLACEHOLDERS):
                 self.issue(document, (*path, method, "vault"), problem)
+                ok = False
+        return ok
 
     # -- tokens ----------------------------------------------------------
 
@@ -278,18 +302,8 @@ class Expander:
 
     # -- contexts --------------------------------------------------------
 
-    def _context(
-        self,
-        document: Document,
-        path: Path,
-        raw: Mapping[str, Any],
-        policy: Policy,
-        owner: _Owner,
-        permission_sets: Mapping[str, frozenset[str]],
-        defaults: Mapping[str, _Token],
-        default_auth: Mapping[str, Any] | None,
-        paths_ok: bool,
-    ) -> None:
+    def _context(self, scope: _Scope, path: Path, raw: Mapping[str, Any]) -> None:
+        document, policy = scope.document, scope.policy
         nip, internal_id = raw.get("nip"), raw.get("internalId")
         id_path = (*path, "nip" if nip is not None else "internalId")
         problem = nip_problem(nip) if nip is not None else internal_id_problem(internal_id or "")
@@ -299,7 +313,7 @@ class Expander:
         context = context_of(nip, internal_id)
         location = document.at(path)
         own = self._tokens(
-            document, (*path, "tokens"), raw.get("tokens", []), policy.owner, permission_sets
+            document, (*path, "tokens"), raw.get("tokens", []), policy.owner, scope.permission_sets
         )
         seen_key = (policy.owner, context)
         first = self.context_seen.get(seen_key)
@@ -315,18 +329,17 @@ class Expander:
         merged: dict[str, _Token] = {}
         if raw.get("inheritDefaults", True):
             # Inherited tokens are blamed on the context: that is where a collision lives.
-            merged.update(
-                {name: _with_path(token, path, location) for name, token in defaults.items()}
-            )
+            merged.update({name: _with_path(token, path) for name, token in scope.defaults.items()})
         merged.update(own)
 
-        auth = self._auth(document, path, raw, default_auth, policy, context)
+        auth = self._auth(scope, path, raw, context)
+        if not scope.paths_ok:
+            return  # secret paths cannot be rendered; the template's problems are reported
         tokens = []
         for name in sorted(merged):
             token = merged[name]
             secret = policy.secret_for(context, name)
-            if paths_ok:
-                self._claim_secret(document, token, secret, policy.owner, context)
+            self._claim_secret(document, token, secret, policy.owner, context)
             tokens.append(
                 DesiredToken(
                     owner=policy.owner,
@@ -343,7 +356,7 @@ class Expander:
             )
         if auth is None:
             return
-        owner.contexts[context] = DesiredContext(
+        scope.owner.contexts[context] = DesiredContext(
             owner=policy.owner,
             context=context,
             environment=policy.environment,
@@ -354,24 +367,19 @@ class Expander:
         )
 
     def _auth(
-        self,
-        document: Document,
-        path: Path,
-        raw: Mapping[str, Any],
-        default_auth: Mapping[str, Any] | None,
-        policy: Policy,
-        context: ContextId,
+        self, scope: _Scope, path: Path, raw: Mapping[str, Any], context: ContextId
     ) -> AuthSpec | None:
+        policy = scope.policy
         auth_raw = raw.get("auth")
         if auth_raw is not None:
-            before = len(self.issues)
-            self._auth_template(document, (*path, "auth"), auth_raw)
-            if len(self.issues) > before:
+            if not self._auth_template(scope.document, (*path, "auth"), auth_raw):
                 return None
+        elif not scope.default_auth_ok:
+            return None
         else:
-            auth_raw = default_auth
+            auth_raw = scope.default_auth
         if auth_raw is None:
-            self.issue(document, path, "no auth: set spec.auth, or auth in this context")
+            self.issue(scope.document, path, "no auth: set spec.auth, or auth in this context")
             return None
         method: Literal["certificate", "ksefToken"] = (
             "certificate" if "certificate" in auth_raw else "ksefToken"
@@ -427,7 +435,7 @@ class Expander:
         return Desired(tuple(policies))
 
 
-def _with_path(token: _Token, path: Path, location: Location) -> _Token:
+def _with_path(token: _Token, path: Path) -> _Token:
     return _Token(
         token.name, token.permissions, token.description, token.rotate_every, token.overlap,
         token.revoke_if_unused_for, path, token.location,

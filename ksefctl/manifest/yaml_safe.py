@@ -170,7 +170,11 @@ class _Composer:
             self._issue(event.start_mark, "YAML anchors (&name) are not supported", where)
         tag = getattr(event, "tag", None)
         if tag is not None and tag not in _ALLOWED_EXPLICIT:
-            self._issue(event.start_mark, f"YAML tag {tag} is not supported", where)
+            self._issue(
+                event.start_mark,
+                f"YAML tag {tag.replace('tag:yaml.org,2002:', '!!')} is not supported",
+                where,
+            )
             tag = None
         if isinstance(event, yaml.ScalarEvent):
             return self._scalar(event, tag, where)
