@@ -172,13 +172,6 @@ class SimHandle:
         )
 
     # the real login flow
-    def token_encryption_key(self, client: httpx.Client) -> tuple[rsa.RSAPublicKey, str]:
-        certificates = client.get("/security/public-key-certificates").json()
-        chosen = next(c for c in certificates if "KsefTokenEncryption" in c["usage"])
-        key = x509.load_der_x509_certificate(base64.b64decode(chosen["certificate"])).public_key()
-        assert isinstance(key, rsa.RSAPublicKey)
-        return key, chosen["publicKeyId"]
-
     def start_token_login(
         self,
         token: str,
@@ -189,19 +182,8 @@ class SimHandle:
         challenge: dict[str, Any] | None = None,
     ) -> httpx.Response:
         """POST /auth/ksef-token with a fresh (or given) challenge; returns the raw response."""
-        client = client or self.client()
-        key, key_id = self.token_encryption_key(client)
-        challenge = challenge or client.post("/auth/challenge").json()
-        stamp = challenge["timestampMs"] if timestamp_ms is None else timestamp_ms
-        encrypted = encrypt(key, f"{token}|{stamp}")
-        return client.post(
-            "/auth/ksef-token",
-            json={
-                "challenge": challenge["challenge"],
-                "contextIdentifier": {"type": context[0], "value": context[1]},
-                "encryptedToken": encrypted,
-                "publicKeyId": key_id,
-            },
+        return start_token_login(
+            client or self.client(), token, context, timestamp_ms=timestamp_ms, challenge=challenge
         )
 
     def login_with_token(
@@ -227,6 +209,31 @@ class SimHandle:
 def _tls() -> ssl.SSLContext:
     """One TLS context for every client: httpx builds a new one (~80 ms) per client otherwise."""
     return ssl.create_default_context()
+
+
+def start_token_login(
+    client: httpx.Client,
+    token: str,
+    context: tuple[str, str] = ("Nip", OWNER_NIP),
+    *,
+    timestamp_ms: int | None = None,
+    challenge: dict[str, Any] | None = None,
+) -> httpx.Response:
+    certificates = client.get("/security/public-key-certificates").json()
+    chosen = next(c for c in certificates if "KsefTokenEncryption" in c["usage"])
+    key = x509.load_der_x509_certificate(base64.b64decode(chosen["certificate"])).public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    challenge = challenge or client.post("/auth/challenge").json()
+    stamp = challenge["timestampMs"] if timestamp_ms is None else timestamp_ms
+    return client.post(
+        "/auth/ksef-token",
+        json={
+            "challenge": challenge["challenge"],
+            "contextIdentifier": {"type": context[0], "value": context[1]},
+            "encryptedToken": encrypt(key, f"{token}|{stamp}"),
+            "publicKeyId": chosen["publicKeyId"],
+        },
+    )
 
 
 def encrypt(key: rsa.RSAPublicKey, text: str) -> str:
