@@ -75,7 +75,8 @@ async def _run(args: argparse.Namespace) -> int:
                 state = seen.secrets.get(name) if name else None
                 if state is None or state.reference_number != token.reference_number:
                     secret = None
-                targets.append(RevokeTarget(token.reference_number, name, secret))
+                version = state.version if state is not None else None
+                targets.append(RevokeTarget(token.reference_number, name, secret, version))
             jobs.append((key, targets))
         results = await asyncio.gather(
             *(

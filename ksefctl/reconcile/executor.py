@@ -29,7 +29,7 @@ from ksefctl.ksef.errors import AmbiguousTokenCreation
 from ksefctl.manifest import marker
 from ksefctl.manifest.model import Marker, SecretRef
 from ksefctl.reconcile.model import Action, Change, Note, NoteKind, ObservedContext
-from ksefctl.vault import VaultStore
+from ksefctl.vault import PartialWrite, VaultStore
 
 log = logging.getLogger("ksefctl.executor")
 
@@ -114,6 +114,9 @@ class ContextExecutor:
                 token_name=change.token,
                 cas=cas,
             )
+        except PartialWrite as error:
+            # The value is in Vault; only its bookkeeping is missing. Keep the token.
+            log.warning("%s/%s: %s", change.context, change.token, error)
         except KsefctlError as error:
             # Principle 3: a token whose secret cannot be stored is revoked at once.
             await self._revoke_quietly(generated.reference_number)
@@ -154,7 +157,12 @@ class ContextExecutor:
         assert change.reference_number is not None
         await self.session.revoke_token(change.reference_number)
         if change.delete_secret and change.secret is not None:
-            await self.store.soft_delete(change.secret, reason=change.reason or "revoked")
+            state = self.observed.secrets.get(change.token)
+            await self.store.soft_delete(
+                change.secret,
+                reason=change.reason or "revoked",
+                expected_version=state.version if state else None,
+            )
         return Outcome(change, True, _done(change))
 
     async def _revoke_quietly(self, reference: str) -> None:
@@ -183,6 +191,7 @@ class RevokeTarget:
     reference_number: str
     token: str | None  # managed name, when known
     secret: SecretRef | None  # soft-deleted after the revocation, when ours
+    secret_version: int | None = None  # the version observed, so a newer write is never deleted
 
 
 async def break_glass(
@@ -204,7 +213,9 @@ async def break_glass(
         try:
             await session.revoke_token(target.reference_number)
             if target.secret is not None:
-                await store.soft_delete(target.secret, reason=reason)
+                await store.soft_delete(
+                    target.secret, reason=reason, expected_version=target.secret_version
+                )
             info = await session.wait_for_status(
                 target.reference_number, {"Revoked"}, wait_s
             )
