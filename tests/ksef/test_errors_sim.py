@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from datetime import datetime
 
 import httpx
 import pytest
@@ -20,6 +20,9 @@ from ksefctl.ksef import (
     ValidationFailed,
 )
 from ksefctl.ksef import auth as ksef_auth
+from ksefctl.ksef.auth import IssuedToken
+from ksefctl.ksef.session import Session
+from ksefctl.ksef.transport import Transport
 from ksefctl.manifest.model import ContextId
 from ksefctl.secret import Secret
 from ksefctl.sim.server import RunningSimulator
@@ -188,12 +191,8 @@ async def test_nothing_found_after_a_lost_answer_says_generating_again_is_safe()
             return httpx.Response(200, json={"tokens": []})
         raise AssertionError(request.url)
 
-    from ksefctl.ksef.auth import IssuedToken
-    from ksefctl.ksef.session import Session
-    from ksefctl.ksef.transport import Transport
-
     transport = Transport("https://ksef.example/v2", transport=httpx.MockTransport(respond))
-    far = IssuedToken(Secret("jwt"), __import__("datetime").datetime.fromisoformat(now), 1e9, 0.0)
+    far = IssuedToken(Secret("jwt"), datetime.fromisoformat(now), 1e9, 0.0)
     session = Session(transport, ContextId("Nip", NIP), "ref", far, far, ambiguity_recheck_s=0.0)
     with pytest.raises(AmbiguousTokenCreation) as lost:
         await session.generate_token(["InvoiceRead"], "erp [n-1]", find_marker="n-1")
@@ -201,4 +200,3 @@ async def test_nothing_found_after_a_lost_answer_says_generating_again_is_safe()
     assert "generating again is safe" in str(lost.value)
     assert calls == ["POST /v2/tokens", "GET /v2/tokens", "GET /v2/tokens"]  # never re-POSTed
     await transport.aclose()
-    assert json.dumps(calls)
