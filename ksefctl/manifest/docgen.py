@@ -105,7 +105,7 @@ spec:
   `{environment}` renders `spec.ksef.name`, or `custom` without one.
 - **Ownership marker.** Every token ksefctl creates carries its owner, name
   and a unique id at the end of its KSeF description, after the user's text:
-  `BI read-only [ksefctl owner=acme-group token=reader id=k7f3m2q9xa]`.
+  `BI read-only [ksefctl owner=acme-group token=reader id=k7f3m2q4xa]`.
   KSeF allows 256 characters in total, so a description may use
   `256 - len(marker) - 1` of them: `ksefctl validate` reports the exact limit.
   Only tokens whose marker names the owner are ever changed.

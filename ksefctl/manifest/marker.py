@@ -1,6 +1,6 @@
 """The ownership marker ksefctl appends to the KSeF description of tokens it creates.
 
-    BI read-only [ksefctl owner=acme-group token=erp id=k7f3m2q9xa]
+    BI read-only [ksefctl owner=acme-group token=erp id=k7f3m2q4xa]
 
 The user's text stays readable in front; the bracketed marker is always the
 last thing in the description, so a user's text that merely mentions a marker
@@ -33,7 +33,7 @@ def new_nonce() -> str:
 
 
 def render(marker: Marker) -> str:
-    """The marker alone, e.g. ``[ksefctl owner=acme-group token=erp id=k7f3m2q9xa]``."""
+    """The marker alone, e.g. ``[ksefctl owner=acme-group token=erp id=k7f3m2q4xa]``."""
     return f"[ksefctl owner={marker.owner} token={marker.token} id={marker.nonce}]"
 
 
