@@ -70,7 +70,11 @@ class SimHandle:
         return self.running.admin_url
 
     def client(
-        self, *, invalid_requests: bool = False, injected_faults: bool = False, **headers: str
+        self,
+        headers: dict[str, str] | None = None,
+        *,
+        invalid_requests: bool = False,
+        injected_faults: bool = False,
     ) -> httpx.Client:
         """An HTTP client for /v2 whose every exchange is contract-checked.
 

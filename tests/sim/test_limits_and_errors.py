@@ -52,7 +52,7 @@ def test_legacy_error_format_by_default_and_problem_details_on_request(sim: SimH
     assert legacy.headers["content-type"] == "application/json"
     assert legacy.json()["exception"]["exceptionDetailList"][0]["exceptionCode"] == 21405
 
-    problem = sim.client(invalid_requests=True, **{"X-Error-Format": "problem-details"})
+    problem = sim.client({"X-Error-Format": "problem-details"}, invalid_requests=True)
     modern = problem.post("/tokens", headers=owner.headers, json=body)
     assert modern.status_code == 400
     assert modern.headers["content-type"] == "application/problem+json"

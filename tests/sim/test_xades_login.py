@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
+from ksefctl.ksef.xades import build_auth_request, load_identity, sign_auth_request
+from ksefctl.testcert import make_personal_certificate, make_seal_certificate
 from tests.simfixture import OTHER_NIP, OWNER_NIP, SimHandle, poll_auth
-
-pytest.importorskip("ksefctl.sim.xades")
-
-from ksefctl.ksef.xades import build_auth_request, load_identity, sign_auth_request  # noqa: E402
-from ksefctl.testcert import make_personal_certificate, make_seal_certificate  # noqa: E402
 
 
 def _xades_login(
-    api: httpx.Client, certificate: tuple[bytes, bytes], context: tuple[str, str], tamper: bool = False
+    api: httpx.Client,
+    certificate: tuple[bytes, bytes],
+    context: tuple[str, str],
+    tamper: bool = False,
 ) -> tuple[httpx.Response, dict[str, Any] | None]:
     challenge = api.post("/auth/challenge").json()["challenge"]
     document = sign_auth_request(
@@ -42,7 +41,9 @@ def test_a_company_seal_logs_in_as_the_owner_of_its_nip(sim: SimHandle) -> None:
     tokens = api.post("/auth/token/redeem", headers=headers).json()
     access = {"Authorization": f"Bearer {tokens['accessToken']['token']}"}
     created = api.post(
-        "/tokens", headers=access, json={"permissions": ["CredentialsManage"], "description": "owner"}
+        "/tokens",
+        headers=access,
+        json={"permissions": ["CredentialsManage"], "description": "owner"},
     )
     assert created.status_code == 202
     mine = api.get("/tokens", headers=access).json()["tokens"]
@@ -57,13 +58,17 @@ def test_a_stranger_without_permissions_ends_with_415(sim: SimHandle) -> None:
 def test_a_person_with_granted_permissions_gets_in(sim: SimHandle) -> None:
     pesel = "15062788702"
     sim.grant(OWNER_NIP, ("Pesel", pesel), ["InvoiceRead"])
-    _, status = _xades_login(sim.client(), make_personal_certificate(pesel=pesel), ("Nip", OWNER_NIP))
+    _, status = _xades_login(
+        sim.client(), make_personal_certificate(pesel=pesel), ("Nip", OWNER_NIP)
+    )
     assert status is not None and status["code"] == 200
 
 
 def test_a_tampered_document_fails_and_garbage_is_400(sim: SimHandle) -> None:
     api = sim.client(invalid_requests=True)
-    started, status = _xades_login(api, make_seal_certificate(OWNER_NIP), ("Nip", OWNER_NIP), tamper=True)
+    started, status = _xades_login(
+        api, make_seal_certificate(OWNER_NIP), ("Nip", OWNER_NIP), tamper=True
+    )
     assert started.status_code == 202
     assert status is not None and status["code"] == 460
     garbage = api.post(
