@@ -176,3 +176,14 @@ def test_sessions_can_be_listed_and_ended(sim: SimHandle) -> None:
         assert refused.status_code == 400
     # Access tokens already issued stay valid until they expire, as in KSeF.
     assert api.get("/tokens", headers=second.headers).status_code == 200
+
+
+def test_the_contract_checker_sees_every_exchange(sim: SimHandle) -> None:
+    from tests.contract import ContractChecker
+
+    ContractChecker.load()  # skips with the reason when ../shared/ksef/open-api.json is absent
+    assert sim.checker is not None
+    sim.login_with_token(sim.mint_token().token)
+    # keys, challenge, ksef-token, status, redeem: each request and response checked
+    assert sim.checker.checked >= 10
+    assert sim.checker.violations == []
