@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +62,7 @@ def test_tampered_fields_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     save_plan(path, PLAN, sources=SOURCES, options=OPTIONS)
     good = json.loads(path.read_text())
-    for damage in (
+    damages: list[Callable[[Any], object]] = [
         lambda d: d["plan"]["changes"][0].update(action="destroy"),
         lambda d: d["plan"]["changes"][0].update(context="Pesel:123"),
         lambda d: d["plan"]["changes"][0].update(delete_secret="yes"),
@@ -68,7 +70,8 @@ def test_tampered_fields_are_refused(tmp_path: Path) -> None:
         lambda d: d["plan"]["notes"][0].update(until="tomorrow"),
         lambda d: d["options"].update(force_rotate="all"),
         lambda d: d["plan"].update(format_version="2"),
-    ):
+    ]
+    for damage in damages:
         broken = json.loads(json.dumps(good))
         damage(broken)
         path.write_text(json.dumps(broken))

@@ -35,7 +35,7 @@ from ksefctl.reconcile.model import (
 )
 
 NOW = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
-PATH = "ksef/{environment}/{owner}/{nip}/{token}"
+PATH = "ksef/{environment}/{owner}/{context}/{token}"  # {nip} would merge InternalId contexts
 NIP_A = ContextId("Nip", "5265877635")
 NIP_B = ContextId("Nip", "7762811692")
 
