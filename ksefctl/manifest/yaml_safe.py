@@ -10,6 +10,8 @@ deep nesting are refused too, each with its location.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,7 @@ from ksefctl.manifest.model import Location
 from ksefctl.manifest.sources import Source
 
 MAX_DEPTH = 32
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,62}")
 
 Path = tuple[str | int, ...]
 
@@ -48,8 +51,11 @@ def render_path(path: Path) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+        elif _PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
+        else:  # keep odd keys on one readable line
+            quoted = json.dumps(part[:40] + ("…" if len(part) > 40 else ""))
+            out += f"[{quoted}]"
     return out
 
 
@@ -109,9 +115,15 @@ def _byte_issue(name: str, data: bytes, offset: int, message: str) -> ManifestIs
     return ManifestIssue(Location(name, line, column), "", message)
 
 
+def _line_column(text: str, position: int) -> tuple[int, int]:
+    line = text.count("\n", 0, position) + 1
+    return line, position - (text.rfind("\n", 0, position) + 1) + 1
+
+
 class _Composer:
     def __init__(self, name: str, text: str, issues: list[ManifestIssue]) -> None:
         self.name = name
+        self.text = text
         self.issues = issues
         self.loader = _Loader(text)
         self.document: Document | None = None
@@ -133,9 +145,19 @@ class _Composer:
             mark = error.problem_mark or error.context_mark
             problem = error.problem or error.context or "invalid YAML"
             self._issue(mark, f"invalid YAML: {problem}")
-        except yaml.YAMLError as error:
+        except yaml.reader.ReaderError as error:
+            line, column = _line_column(self.text, error.position)
             self.issues.append(
-                ManifestIssue(Location(self.name, 1, 1), "", f"invalid YAML: {error}")
+                ManifestIssue(
+                    Location(self.name, line, column),
+                    "",
+                    f"invalid YAML: control character U+{error.character:04X} is not allowed",
+                )
+            )
+        except yaml.YAMLError as error:  # pragma: no cover - every libyaml error carries a mark
+            message = str(error).splitlines()[0]
+            self.issues.append(
+                ManifestIssue(Location(self.name, 1, 1), "", f"invalid YAML: {message}")
             )
         except _Skip:
             pass
