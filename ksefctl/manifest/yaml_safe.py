@@ -183,25 +183,30 @@ class _Composer:
         assert self.document is not None
         event = self.loader.get_event()
         self.document.values[path] = self._location(event.start_mark)
-        where = render_path(path)
         if isinstance(event, yaml.AliasEvent):
-            self._issue(event.start_mark, "YAML aliases (*name) are not supported", where)
+            self._issue(
+                event.start_mark, "YAML aliases (*name) are not supported", render_path(path)
+            )
             return None
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
-            self._issue(event.start_mark, "YAML anchors (&name) are not supported", where)
+            self._issue(
+                event.start_mark, "YAML anchors (&name) are not supported", render_path(path)
+            )
         tag = getattr(event, "tag", None)
         if tag is not None and tag not in _ALLOWED_EXPLICIT:
             self._issue(
                 event.start_mark,
                 f"YAML tag {tag.replace('tag:yaml.org,2002:', '!!')} is not supported",
-                where,
+                render_path(path),
             )
             tag = None
         if isinstance(event, yaml.ScalarEvent):
-            return self._scalar(event, tag, where)
+            return self._scalar(event, tag, path)
         if depth >= MAX_DEPTH:
-            self._issue(event.start_mark, f"nested deeper than {MAX_DEPTH} levels", where)
+            self._issue(
+                event.start_mark, f"nested deeper than {MAX_DEPTH} levels", render_path(path)
+            )
             self._skip_collection()
             return None
         if isinstance(event, yaml.SequenceStartEvent):
@@ -212,7 +217,9 @@ class _Composer:
             return items
         if isinstance(event, yaml.MappingStartEvent):
             return self._mapping(path, depth)
-        self._issue(event.start_mark, "unexpected YAML structure", where)  # pragma: no cover
+        self._issue(
+            event.start_mark, "unexpected YAML structure", render_path(path)
+        )  # pragma: no cover
         raise _Skip  # pragma: no cover
 
     def _mapping(self, path: Path, depth: int) -> dict[str, Any]:
@@ -240,7 +247,7 @@ class _Composer:
         self.loader.get_event()
         return mapping
 
-    def _scalar(self, event: yaml.ScalarEvent, tag: str | None, where: str) -> Any:
+    def _scalar(self, event: yaml.ScalarEvent, tag: str | None, path: Path) -> Any:
         if tag is None or tag == "!":
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag not in _CONSTRUCTED:
@@ -252,7 +259,7 @@ class _Composer:
             self._issue(
                 event.start_mark,
                 f"cannot read {event.value[:20]!r} as {tag.rsplit(':', 1)[-1]}",
-                where,
+                render_path(path),
             )
             return event.value
 

@@ -34,7 +34,8 @@ def _policy(owner: str, nips: list[str], extra: str = "", env: str = "test") -> 
 
 
 def _nips(count: int, seed: int = 0) -> list[str]:
-    out, n = [], 123456000 + seed * 7919
+    out: list[str] = []
+    n = 123456000 + seed * 7919
     while len(out) < count:
         n += 1
         digits = str(n)
