@@ -80,10 +80,7 @@ class ContractChecker:
         return None
 
     def _validate(self, pointer: str, instance: Any, what: str) -> None:
-        schema = {"$ref": f"{_SPEC_URI}#{pointer}"}
-        validator = OAS30Validator(
-            schema, registry=_registry(id(self.spec), self.spec), format_checker=FormatChecker()
-        )
+        validator = _validator(id(self.spec), self.spec, pointer)
         for error in validator.iter_errors(instance):
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             self.violations.append(f"{what}: {where}: {error.message[:300]}")
@@ -285,6 +282,22 @@ def _path_patterns(key: int, spec: Mapping[str, Any]) -> list[tuple[str, re.Patt
             patterns.append((template, re.compile(regex)))
         _PATTERNS[key] = patterns
     return _PATTERNS[key]
+
+
+_VALIDATORS: dict[tuple[int, str], OAS30Validator] = {}
+
+
+def _validator(key: int, spec: Mapping[str, Any], pointer: str) -> OAS30Validator:
+    # Building a validator costs tens of milliseconds; every test reuses them.
+    validator = _VALIDATORS.get((key, pointer))
+    if validator is None:
+        validator = OAS30Validator(
+            {"$ref": f"{_SPEC_URI}#{pointer}"},
+            registry=_registry(key, spec),
+            format_checker=FormatChecker(),
+        )
+        _VALIDATORS[(key, pointer)] = validator
+    return validator
 
 
 def _registry(key: int, spec: Mapping[str, Any]) -> Registry[Any]:
