@@ -11,6 +11,7 @@ with the Vault address and root token.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -21,8 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import hvac
 import httpx
+import hvac
 
 from ksefctl.errors import KsefctlError
 from ksefctl.manifest.model import Desired
@@ -107,8 +108,16 @@ def _start_simulator(directory: Path, host: str, port: int) -> tuple[str, int]:
     err = open(directory / "sim.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "ksefctl", "sim", "--host", host, "--port", str(port),
-            "--state", str(directory / "sim.sqlite"),
+            sys.executable,
+            "-m",
+            "ksefctl",
+            "sim",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--state",
+            str(directory / "sim.sqlite"),
         ],
         stdout=out,
         stderr=err,
@@ -146,18 +155,28 @@ def up(
         token = f"sandbox-{secrets.token_hex(12)}"
         try:
             server = start_dev_server(
-                root_token=token, host=host, port=vault_port,
-                log_file=directory / "openbao.log", detach=True,
+                root_token=token,
+                host=host,
+                port=vault_port,
+                log_file=directory / "openbao.log",
+                detach=True,
             )
         except KsefctlError:
             _stop_pid(sim_pid)
             raise
         info = SandboxInfo(directory, sim_url, server.address, token, sim_pid, server.process.pid)
         state = _state_file(directory)
-        state.write_text(json.dumps({
-            "sim_url": info.sim_url, "vault_addr": info.vault_addr, "vault_token": info.vault_token,
-            "sim_pid": info.sim_pid, "vault_pid": info.vault_pid,
-        }))
+        state.write_text(
+            json.dumps(
+                {
+                    "sim_url": info.sim_url,
+                    "vault_addr": info.vault_addr,
+                    "vault_token": info.vault_token,
+                    "sim_pid": info.sim_pid,
+                    "vault_pid": info.vault_pid,
+                }
+            )
+        )
         state.chmod(0o600)
         env = directory / "env"
         env.write_text(info.env_lines())
@@ -212,17 +231,13 @@ def _stop_pid(pid: int, timeout: float = 10.0) -> None:
         time.sleep(0.05)
         _reap(pid)
     if _alive(pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def down(directory: Path) -> bool:
@@ -244,5 +259,9 @@ def status(directory: Path) -> dict[str, object]:
         "running": _healthy(info),
         "directory": str(directory),
         "simulator": {"url": info.sim_url, "pid": info.sim_pid, "alive": _alive(info.sim_pid)},
-        "vault": {"address": info.vault_addr, "pid": info.vault_pid, "alive": _alive(info.vault_pid)},
+        "vault": {
+            "address": info.vault_addr,
+            "pid": info.vault_pid,
+            "alive": _alive(info.vault_pid),
+        },
     }

@@ -14,10 +14,17 @@ from collections.abc import Sequence
 
 from ksefctl import __version__
 from ksefctl.errors import KsefctlError
+from ksefctl.manifest.errors import ManifestErrors
 
 # Sub-command modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "validate",
+    "plan",
+    "apply",
+    "status",
+    "rotate",
+    "revoke",
+    "sandbox",
     "sim",
     "testcert",
 )
@@ -44,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         code: int = func(args)
+    except ManifestErrors as errors:
+        # Every located problem, one per line, as `validate` prints them.
+        print(errors.render(), file=sys.stderr)
+        return errors.exit_code
     except KsefctlError as error:
         print(f"Error: {error}", file=sys.stderr)
         return error.exit_code

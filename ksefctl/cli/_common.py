@@ -100,7 +100,9 @@ def parse_now(text: str | None) -> Callable[[], datetime]:
     return lambda: moment
 
 
-def run_settings(args: argparse.Namespace, progress: Callable[[Key, bool], None] | None) -> RunSettings:
+def run_settings(
+    args: argparse.Namespace, progress: Callable[[Key, bool], None] | None
+) -> RunSettings:
     parallelism = args.parallelism or int(os.environ.get("KSEFCTL_PARALLELISM", "64"))
     if parallelism < 1:
         raise UsageError("--parallelism must be at least 1")

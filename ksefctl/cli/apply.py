@@ -32,9 +32,7 @@ def register(sub: Any) -> None:
     _common.add_manifest_options(parser, required=False)
     _common.add_selector_options(parser)
     _common.add_run_options(parser)
-    parser.add_argument(
-        "--auto-approve", action="store_true", help="do not ask for confirmation"
-    )
+    parser.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
         "--prune", action="store_true", help="also clean contexts that left the manifest"
     )
@@ -82,7 +80,9 @@ async def _run(args: argparse.Namespace) -> int:
         if saved is not None:
             if outcome.failures:
                 print_failures(outcome.failures)
-                raise StalePlan("some contexts could not be observed; the saved plan was not applied")
+                raise StalePlan(
+                    "some contexts could not be observed; the saved plan was not applied"
+                )
             if plan.fingerprint != saved.plan.fingerprint:
                 raise StalePlan(
                     f"KSeF or Vault changed since {args.plan_file} was made; "

@@ -65,7 +65,9 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_text(plan, color=_common.use_color(args)))
         if args.out:
-            print(f"\nSaved the plan to {args.out}. Apply exactly it with: ksefctl apply {args.out}")
+            print(
+                f"\nSaved the plan to {args.out}. Apply exactly it with: ksefctl apply {args.out}"
+            )
     print_failures(failures)
     if failures:
         return 1

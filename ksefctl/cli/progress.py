@@ -28,15 +28,16 @@ class ContextProgress:
 
 
 @contextmanager
-def context_progress(description: str, total: int, enabled: bool | None = None) -> Iterator[ContextProgress]:
+def context_progress(
+    description: str, total: int, enabled: bool | None = None
+) -> Iterator[ContextProgress]:
     if enabled is None:
         enabled = sys.stderr.isatty()
     if not enabled or total < 2:
         yield ContextProgress(None, None)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"),

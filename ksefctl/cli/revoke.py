@@ -19,18 +19,32 @@ def register(sub: Any) -> None:
         "revoke", help="break-glass: revoke tokens of one company now", description=__doc__
     )
     _common.add_manifest_options(parser)
-    parser.add_argument("--nip", action="append", required=True, metavar="N",
-                        help="the company (NIP or InternalId); required")
+    parser.add_argument(
+        "--nip",
+        action="append",
+        required=True,
+        metavar="N",
+        help="the company (NIP or InternalId); required",
+    )
     _common.add_run_options(parser)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--token", metavar="NAME", help="this managed token")
-    which.add_argument("--all-managed", action="store_true",
-                       help="every token this manifest's owner manages in the context")
-    which.add_argument("--all", action="store_true",
-                       help="every token in the context, hand-made and other owners' too "
-                       "(needs CredentialsManage; asks for the NIP to be typed back)")
-    parser.add_argument("--reason", default="break-glass revocation",
-                        help="recorded in the Vault metadata of revoked secrets")
+    which.add_argument(
+        "--all-managed",
+        action="store_true",
+        help="every token this manifest's owner manages in the context",
+    )
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help="every token in the context, hand-made and other owners' too "
+        "(needs CredentialsManage; asks for the NIP to be typed back)",
+    )
+    parser.add_argument(
+        "--reason",
+        default="break-glass revocation",
+        help="recorded in the Vault metadata of revoked secrets",
+    )
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
     parser.set_defaults(func=run, shard=None)
@@ -40,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if args.all and not args.yes:
         if not sys.stdin.isatty():
             raise UsageError("revoke --all needs confirmation: no terminal to ask on (pass --yes)")
-        typed = input(f"This revokes EVERY token of {', '.join(args.nip)}. Type the NIP to confirm: ")
+        typed = input(
+            f"This revokes EVERY token of {', '.join(args.nip)}. Type the NIP to confirm: "
+        )
         if typed.strip() not in args.nip:
             print("Revocation cancelled.", file=sys.stderr)
             return 1

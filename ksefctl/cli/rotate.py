@@ -22,12 +22,21 @@ def register(sub: Any) -> None:
     _common.add_manifest_options(parser)
     _common.add_selector_options(parser)
     _common.add_run_options(parser)
-    parser.add_argument("--token", action="append", default=[], metavar="NAME",
-                        help="only this token name (repeatable); default: every declared token")
-    parser.add_argument("--no-overlap", action="store_true",
-                        help="revoke the old token as soon as the new one is Active")
-    parser.add_argument("--auto-approve", "--yes", action="store_true",
-                        help="do not ask for confirmation")
+    parser.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this token name (repeatable); default: every declared token",
+    )
+    parser.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="revoke the old token as soon as the new one is Active",
+    )
+    parser.add_argument(
+        "--auto-approve", "--yes", action="store_true", help="do not ask for confirmation"
+    )
     parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
     parser.set_defaults(func=run)
 

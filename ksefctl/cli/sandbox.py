@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ksefctl import sandbox
 from ksefctl.errors import UsageError
@@ -19,12 +19,20 @@ def register(sub: Any) -> None:
         "sandbox", help="a local simulator + Vault playground", description=__doc__
     )
     parser.add_argument(
-        "--dir", type=Path, default=None, help=f"sandbox directory (default {sandbox.default_dir()})"
+        "--dir",
+        type=Path,
+        default=None,
+        help=f"sandbox directory (default {sandbox.default_dir()})",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="start (or reuse) the sandbox and seed certificates")
     up.add_argument(
-        "-f", "--filename", dest="files", action="extend", nargs="+", default=[],
+        "-f",
+        "--filename",
+        dest="files",
+        action="extend",
+        nargs="+",
+        default=[],
         help="manifests whose contexts get owner certificates (default manifests/quickstart.yaml)",
     )
     up.add_argument("--sim-port", type=int, default=sandbox.DEFAULT_SIM_PORT)
@@ -46,9 +54,7 @@ def _directory(args: argparse.Namespace) -> Path:
 def _up(args: argparse.Namespace) -> int:
     files = args.files or ([str(QUICKSTART)] if QUICKSTART.exists() else [])
     desired = load_manifests(files) if files else None
-    info = sandbox.up(
-        _directory(args), desired, sim_port=args.sim_port, vault_port=args.vault_port
-    )
+    info = sandbox.up(_directory(args), desired, sim_port=args.sim_port, vault_port=args.vault_port)
     print(info.env_lines(), end="")
     print(f"# KSeF simulator: {info.sim_url}\n# OpenBao:        {info.vault_addr}")
     if desired is None:
@@ -69,7 +75,8 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(state, indent=2))
     elif state["running"]:
-        print(f"running: simulator {state['simulator']['url']}, OpenBao {state['vault']['address']}")  # type: ignore[index]
+        sim, vault = cast(dict[str, Any], state["simulator"]), cast(dict[str, Any], state["vault"])
+        print(f"running: simulator {sim['url']}, OpenBao {vault['address']}")
     else:
         print(f"not running ({state['directory']})")
     return 0 if state["running"] else 1

@@ -15,10 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ksefctl.errors import KsefctlError
-from ksefctl.ksef.client import KsefClient, Session
+from ksefctl.ksef import KsefClient, Session
 from ksefctl.ksef.xades import SigningIdentity, load_identity, load_pkcs12
 from ksefctl.manifest.model import AuthSpec, ContextId, Desired, DesiredContext, Policy, SecretRef
 from ksefctl.reconcile import planner
@@ -63,6 +63,8 @@ class RunSettings:
     ca_bundle: str | None = None
     clock: Callable[[], datetime] = utc_now
     on_context_done: Callable[[Key, bool], None] | None = None
+    # httpx event hooks for every KSeF request (tests check them against the contract).
+    event_hooks: dict[str, list[Callable[..., Any]]] | None = None
 
 
 @dataclass
@@ -108,7 +110,9 @@ class Engine:
     def _client(self, base_url: str) -> KsefClient:
         client = self._clients.get(base_url)
         if client is None:
-            client = KsefClient(base_url, ca_bundle=self.settings.ca_bundle)
+            client = KsefClient(
+                base_url, ca_bundle=self.settings.ca_bundle, event_hooks=self.settings.event_hooks
+            )
             self._clients[base_url] = client
         return client
 

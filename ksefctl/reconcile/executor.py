@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ksefctl.errors import KsefctlError
-from ksefctl.ksef.client import Session
+from ksefctl.ksef import Session
 from ksefctl.ksef.errors import AmbiguousTokenCreation
 from ksefctl.manifest import marker
 from ksefctl.manifest.model import Marker, SecretRef
@@ -77,9 +77,7 @@ class ContextExecutor:
                 outcomes.append(await self._guard(change, self._revoke))
         return outcomes
 
-    async def _guard(
-        self, change: Change, step: Callable[[Change], Awaitable[Outcome]]
-    ) -> Outcome:
+    async def _guard(self, change: Change, step: Callable[[Change], Awaitable[Outcome]]) -> Outcome:
         try:
             return await step(change)
         except KsefctlError as error:
@@ -113,6 +111,11 @@ class ContextExecutor:
                 owner=change.owner,
                 token_name=change.token,
                 cas=cas,
+                extra_metadata=(
+                    {"adoptedFrom": change.reference_number}
+                    if change.action is Action.ADOPT and change.reference_number
+                    else None
+                ),
             )
         except PartialWrite as error:
             # The value is in Vault; only its bookkeeping is missing. Keep the token.
@@ -162,6 +165,10 @@ class ContextExecutor:
                 change.secret,
                 reason=change.reason or "revoked",
                 expected_version=state.version if state else None,
+                # The planner's memory that this token was retired on purpose.
+                extra_metadata=(
+                    {"revokedPolicy": change.policy_digest} if change.policy_digest else None
+                ),
             )
         return Outcome(change, True, _done(change))
 
@@ -216,9 +223,7 @@ async def break_glass(
                 await store.soft_delete(
                     target.secret, reason=reason, expected_version=target.secret_version
                 )
-            info = await session.wait_for_status(
-                target.reference_number, {"Revoked"}, wait_s
-            )
+            info = await session.wait_for_status(target.reference_number, {"Revoked"}, wait_s)
         except KsefctlError as error:
             return Outcome(None, False, f"{label}: {error}", target.reference_number)
         return Outcome(None, True, f"{label}: {info.status}", target.reference_number)

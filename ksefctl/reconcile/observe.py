@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from ksefctl.ksef.client import Session, TokenInfo
+from ksefctl.ksef import Session, TokenInfo
 from ksefctl.manifest import marker
 from ksefctl.manifest.model import ContextId, Policy
 from ksefctl.reconcile.model import ObservedContext, ObservedSecret, ObservedToken

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -35,6 +35,8 @@ class SavedPlan:
     plan: Plan
     sources: Mapping[str, str]  # manifest file → SHA-256 (hex) of its bytes when planned
     options: PlanOptions
+    # The contexts the plan covers: {"nip": [...], "shard": "K/N" | None}.
+    selection: Mapping[str, Any] = field(default_factory=dict)
 
 
 def save_plan(
@@ -43,6 +45,7 @@ def save_plan(
     *,
     sources: Mapping[str, str],
     options: PlanOptions,
+    selection: Mapping[str, Any] | None = None,
 ) -> None:
     """Write ``plan`` atomically: a reader never sees half a plan."""
     document = {
@@ -58,6 +61,10 @@ def save_plan(
                 {"owner": owner, "context": str(context), "token": token}
                 for owner, context, token in sorted(options.force_rotate)
             ],
+        },
+        "selection": {
+            "nip": list((selection or {}).get("nip") or []),
+            "shard": (selection or {}).get("shard"),
         },
     }
     target = Path(path)
@@ -97,9 +104,17 @@ def load_plan(path: str | os.PathLike[str]) -> SavedPlan:
             plan=_plan(document["plan"]),
             sources=_sources(document["sources"]),
             options=_options(document["options"]),
+            selection=_selection(document.get("selection", {})),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise PlanFileError(f"{path} is a corrupt plan file ({_what(error)})") from None
+
+
+def _selection(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise TypeError("selection must be an object")
+    shard = data.get("shard")
+    return {"nip": [_str(n) for n in _list(data.get("nip", []))], "shard": _optional_str(shard)}
 
 
 def _what(error: Exception) -> str:

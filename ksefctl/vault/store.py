@@ -60,7 +60,7 @@ MANAGED_BY = "ksefctl"
 # never reported as a token secret.
 INTERNAL_PREFIX = ".ksefctl/"
 # custom_metadata keys soft_delete records, cleared again when a new token is written.
-DELETION_KEYS = ("deletedReason", "deletedAt")
+DELETION_KEYS = ("deletedReason", "deletedAt", "revokedPolicy", "adoptedFrom")
 # Credential shapes accepted by read_credentials when no keys are named.
 CREDENTIAL_SHAPES: tuple[frozenset[str], ...] = (
     frozenset({"certificate", "privateKey"}),
@@ -303,6 +303,9 @@ class VaultStore:
             version=current.number,
             reference_number=str(reference) if reference else None,
             created=parse_time(data.get("createdAt")) if exists else None,
+            revoked_reason=current.custom_metadata.get("deletedReason"),
+            revoked_policy=current.custom_metadata.get("revokedPolicy"),
+            adopted_from=current.custom_metadata.get("adoptedFrom") if exists else None,
         )
 
     async def read_credentials(
@@ -403,7 +406,12 @@ class VaultStore:
         await self._call("update metadata of", str(ref), merge)
 
     async def soft_delete(
-        self, ref: SecretRef, reason: str, *, expected_version: int | None = None
+        self,
+        ref: SecretRef,
+        reason: str,
+        *,
+        expected_version: int | None = None,
+        extra_metadata: Mapping[str, str] | None = None,
     ) -> bool:
         """Delete the current version (recoverable with ``undelete``) and record why and when.
 
@@ -428,6 +436,7 @@ class VaultStore:
             )
             custom = dict((metadata or {}).get("custom_metadata") or {})
             custom.update({"deletedReason": reason[:512], "deletedAt": rfc3339(datetime.now(UTC))})
+            custom.update(extra_metadata or {})
             self._write_custom_metadata(ref.mount, ref.path, custom)
             return True
 
