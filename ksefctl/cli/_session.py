@@ -55,7 +55,11 @@ async def observe_and_plan(
         if lock:
             for policy in desired.policies:
                 await stack.enter_async_context(
-                    store.lock(policy.owner, timeout=getattr(args, "lock_timeout", 60.0))
+                    store.lock(
+                        policy.owner,
+                        timeout=getattr(args, "lock_timeout", 60.0),
+                        ttl=getattr(args, "lock_ttl", 60.0),
+                    )
                 )
         total = len(desired.contexts)
         with context_progress("Observing", total) as progress:

@@ -46,6 +46,15 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="how long to wait for another apply of the same owner to finish (default 60)",
     )
+    parser.add_argument(
+        "--lock-ttl",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        # A killed apply holds its owner's lock until the lease runs out; short leases let
+        # the next run (or a test killing applies on purpose) take over sooner.
+        help="lease of the owner lock, renewed while apply runs (default 60)",
+    )
     parser.set_defaults(func=run)
 
 
