@@ -22,6 +22,7 @@ from ksefctl.manifest.identifiers import context_of, internal_id_problem, nip_pr
 from ksefctl.manifest.marker import max_user_description
 from ksefctl.manifest.model import (
     AuthSpec,
+    AuthTemplate,
     ContextId,
     Desired,
     DesiredContext,
@@ -430,9 +431,27 @@ class Expander:
                     contexts=tuple(owner.contexts[c] for c in sorted(owner.contexts)),
                     location=owner.location,
                     vault_auth=settings.vault_auth,
+                    auth_template=_auth_template(owner.first, settings),
                 )
             )
         return Desired(tuple(policies))
+
+
+def _auth_template(document: Document, settings: _Settings) -> AuthTemplate | None:
+    """The owner's ``spec.auth`` (from its first document), for contexts that left the manifest."""
+    raw = document.data["spec"].get("auth")
+    if raw is None:
+        return None
+    method: Literal["certificate", "ksefToken"] = (
+        "certificate" if "certificate" in raw else "ksefToken"
+    )
+    block = raw[method]
+    return AuthTemplate(
+        method=method,
+        mount=block.get("mount", settings.vault_mount),
+        path=block["vault"],
+        subject_identifier_type=block.get("subjectIdentifierType", "certificateSubject"),
+    )
 
 
 def _with_path(token: _Token, path: Path) -> _Token:

@@ -84,6 +84,22 @@ class AuthSpec:
 
 
 @dataclass(frozen=True)
+class AuthTemplate:
+    """``spec.auth`` before it is rendered for one context (placeholders as in AuthSpec paths).
+
+    Kept on :class:`Policy` so that ``apply --prune`` can log into contexts that
+    have left the manifest and are known only from the owner's Vault secrets.
+    """
+
+    method: Literal["certificate", "ksefToken"]
+    mount: str
+    path: str  # placeholders: {environment} {nip} {context} {owner}
+    subject_identifier_type: Literal["certificateSubject", "certificateFingerprint"] = (
+        "certificateSubject"
+    )
+
+
+@dataclass(frozen=True)
 class Marker:
     """The ownership marker ksefctl writes into a token's KSeF description.
 
@@ -133,6 +149,19 @@ class Policy:
     contexts: tuple[DesiredContext, ...]  # sorted by context
     location: Location | None = field(default=None, compare=False)
     vault_auth: VaultAuthSpec | None = None  # spec.vault.auth; None: VAULT_TOKEN
+    auth_template: AuthTemplate | None = None  # spec.auth; None when every context sets its own
+
+    def auth_for(self, context: ContextId) -> AuthSpec | None:
+        """How to log into ``context`` by ``spec.auth`` (also for contexts no longer declared)."""
+        template = self.auth_template
+        if template is None:
+            return None
+        path = template.path.format(
+            environment=self.environment, nip=context.nip, context=context.value, owner=self.owner
+        )
+        return AuthSpec(
+            template.method, SecretRef(template.mount, path), template.subject_identifier_type
+        )
 
     def secret_for(self, context: ContextId, token: str) -> SecretRef:
         """Where the secret of ``token`` in ``context`` lives (also for undeclared names)."""
