@@ -14,8 +14,8 @@ from typing import TextIO
 from ksefctl.errors import UsageError
 from ksefctl.manifest import load_manifests
 from ksefctl.manifest.model import ContextId, Desired
-from ksefctl.reconcile.engine import Key, RunSettings
-from ksefctl.reconcile.selection import Shard, select
+from ksefctl.reconcile.engine import Key, PruneScope, RunSettings
+from ksefctl.reconcile.selection import Shard, select, selector
 
 
 def add_manifest_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -70,9 +70,20 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_selected(args: argparse.Namespace) -> Desired:
-    desired = load_manifests(args.files)
-    shard = Shard.parse(args.shard) if getattr(args, "shard", None) else None
-    return select(desired, getattr(args, "nip", ()), shard)
+    return load_run(args.files, getattr(args, "nip", ()), getattr(args, "shard", None))[0]
+
+
+def load_run(
+    files: Sequence[str], nips: Sequence[str] = (), shard_text: str | None = None
+) -> tuple[Desired, PruneScope]:
+    """The selected part of the manifests, and what ``--prune`` may clean beyond them."""
+    desired = load_manifests(list(files))
+    shard = Shard.parse(shard_text) if shard_text else None
+    scope = PruneScope(
+        declared=frozenset((p.owner, c.context) for p in desired.policies for c in p.contexts),
+        selected=selector(nips, shard),
+    )
+    return select(desired, nips, shard), scope
 
 
 def manifest_digests(files: Sequence[str]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ksefctl.cli import _common
 from ksefctl.cli.progress import context_progress
 from ksefctl.manifest.model import Desired
-from ksefctl.reconcile.engine import Engine, Failure, ObservedRun
+from ksefctl.reconcile.engine import Engine, Failure, ObservedRun, PruneScope
 from ksefctl.reconcile.model import Plan, PlanOptions
 from ksefctl.vault import VaultStore
 
@@ -46,6 +46,7 @@ async def observe_and_plan(
     *,
     lock: bool,
     desired: Desired | None = None,
+    prune: PruneScope | None = None,
 ) -> AsyncIterator[PlanOutcome]:
     configure_logging(getattr(args, "verbose", 0))
     if desired is None:
@@ -64,7 +65,9 @@ async def observe_and_plan(
         total = len(desired.contexts)
         with context_progress("Observing", total) as progress:
             settings = _common.run_settings(args, progress)
-            engine = await stack.enter_async_context(Engine(desired, store, settings))
+            engine = await stack.enter_async_context(
+                Engine(desired, store, settings, prune if options.prune else None)
+            )
             observed = await engine.observe()
         plan = engine.plan(observed, options)
         yield PlanOutcome(engine=engine, desired=desired, observed=observed, plan=plan)

@@ -6,18 +6,17 @@ import argparse
 import asyncio
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
 from ksefctl.cli.progress import context_progress
 from ksefctl.errors import KsefctlError, UsageError
-from ksefctl.manifest import load_manifests
-from ksefctl.reconcile.engine import ApplyReport
+from ksefctl.reconcile.engine import ApplyReport, Failure
 from ksefctl.reconcile.model import Action, PlanOptions
 from ksefctl.reconcile.planfile import SavedPlan, load_plan
 from ksefctl.reconcile.render import render_text
-from ksefctl.reconcile.selection import Shard, select
 
 
 class StalePlan(KsefctlError):
@@ -75,16 +74,14 @@ async def _run(args: argparse.Namespace) -> int:
                 f"the manifests changed since {args.plan_file} was made; run plan again"
             )
         args.files = list(saved.sources)
-        shard = saved.selection.get("shard")
-        desired = select(
-            load_manifests(args.files),
-            saved.selection.get("nip") or (),
-            Shard.parse(shard) if shard else None,
+        desired, scope = _common.load_run(
+            args.files, saved.selection.get("nip") or (), saved.selection.get("shard")
         )
         options = saved.options
     else:
+        desired, scope = _common.load_run(args.files, args.nip, args.shard)
         options = PlanOptions(adopt=args.adopt, prune=args.prune)
-    async with observe_and_plan(args, options, lock=True, desired=desired) as outcome:
+    async with observe_and_plan(args, options, lock=True, desired=desired, prune=scope) as outcome:
         plan = outcome.plan
         if saved is not None:
             if outcome.failures:
@@ -108,7 +105,7 @@ async def _run(args: argparse.Namespace) -> int:
         with context_progress("Applying", len({(c.owner, c.context) for c in plan.changes})) as p:
             outcome.engine.settings.on_context_done = p
             report = await outcome.engine.apply(plan)
-    print_report(report)
+    print_report(report, outcome.failures)
     return 0 if report.ok and not outcome.failures else 1
 
 
@@ -121,7 +118,7 @@ def confirm() -> bool:
     return answer.strip() == "yes"
 
 
-def print_report(report: ApplyReport) -> None:
+def print_report(report: ApplyReport, observe_failures: Sequence[Failure] = ()) -> None:
     done: Counter[Action] = Counter()
     failed = 0
     for key, outcomes in sorted(report.outcomes.items(), key=lambda kv: (kv[0][0], kv[0][1])):
@@ -135,7 +132,8 @@ def print_report(report: ApplyReport) -> None:
                 failed += 1
                 print(f"Error: {label}: {item.message}", file=sys.stderr)
     print_failures(report.failures)
-    failed += len(report.failures)
+    # Contexts that could not even be observed were printed before the plan; count them here.
+    failed += len(report.failures) + len(observe_failures)
     summary = (
         f"Apply complete: {done[Action.CREATE]} created, {done[Action.REPLACE]} replaced, "
         f"{done[Action.REVOKE]} revoked"

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     options = PlanOptions(adopt=args.adopt, prune=args.prune)
-    async with observe_and_plan(args, options, lock=False) as outcome:
+    desired, scope = _common.load_run(args.files, args.nip, args.shard)
+    async with observe_and_plan(args, options, lock=False, desired=desired, prune=scope) as outcome:
         plan, failures = outcome.plan, outcome.failures
         if args.out:
             save_plan(

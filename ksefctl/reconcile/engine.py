@@ -6,6 +6,15 @@ session per context, kept open from observation to execution so that a
 no-op ``plan`` costs a single login per context and ``apply`` does not log in
 twice.  Contexts run concurrently, bounded by ``parallelism``; one context
 failing never stops the others — its failure is reported and the run exits 1.
+
+A no-op run is observation only: login (challenge, signature, status, redeem),
+one token list, the end of the session.  The context's rate limits are asked
+for only before its first write, where pacing matters.
+
+With :class:`PruneScope` the engine also finds, through the owner's secrets in
+Vault, contexts that have left the manifest, logs into them with the owner's
+``spec.auth`` and observes them with nothing declared; the planner's prune rule
+then revokes what this owner still has there.
 """
 
 from __future__ import annotations
@@ -20,12 +29,14 @@ from typing import Any, TypeVar
 from ksefctl.errors import KsefctlError
 from ksefctl.ksef import KsefClient, Session
 from ksefctl.ksef.xades import SigningIdentity, load_identity, load_pkcs12
+from ksefctl.manifest.identifiers import internal_id_problem, nip_problem
 from ksefctl.manifest.model import AuthSpec, ContextId, Desired, DesiredContext, Policy, SecretRef
 from ksefctl.reconcile import planner
 from ksefctl.reconcile.executor import ContextExecutor, ExecutorSettings, Outcome
 from ksefctl.reconcile.model import (
     Change,
     Note,
+    NoteKind,
     Observed,
     ObservedContext,
     Plan,
@@ -54,6 +65,20 @@ class Failure:
 
     def __str__(self) -> str:
         return f"{self.context} ({self.owner}): {self.stage} failed: {self.message}"
+
+
+@dataclass(frozen=True)
+class PruneScope:
+    """What ``--prune`` may clean: contexts of these owners that no manifest declares.
+
+    ``declared`` holds every context of the manifests as loaded, before
+    ``--nip``/``--shard`` narrowed the run, so that a narrowed run never takes
+    an unselected context for a vanished one; ``selected`` applies the same
+    selectors to vanished contexts, so sharded runners prune each exactly once.
+    """
+
+    declared: frozenset[Key]
+    selected: Callable[[ContextId], bool] = lambda context: True
 
 
 @dataclass
@@ -87,10 +112,17 @@ class ApplyReport:
 
 
 class Engine:
-    def __init__(self, desired: Desired, store: VaultStore, settings: RunSettings) -> None:
+    def __init__(
+        self,
+        desired: Desired,
+        store: VaultStore,
+        settings: RunSettings,
+        prune: PruneScope | None = None,
+    ) -> None:
         self.desired = desired
         self.store = store
         self.settings = settings
+        self.prune = prune
         self._clients: dict[str, KsefClient] = {}
         self._sessions: dict[Key, Session] = {}
         self._identities: dict[SecretRef, asyncio.Task[SigningIdentity | Secret]] = {}
@@ -111,7 +143,11 @@ class Engine:
         client = self._clients.get(base_url)
         if client is None:
             client = KsefClient(
-                base_url, ca_bundle=self.settings.ca_bundle, event_hooks=self.settings.event_hooks
+                base_url,
+                ca_bundle=self.settings.ca_bundle,
+                event_hooks=self.settings.event_hooks,
+                # Learnt before a context's first write (apply), not on every login.
+                learn_rate_limits=False,
             )
             self._clients[base_url] = client
         return client
@@ -197,8 +233,54 @@ class Engine:
         return results
 
     # -- observe and plan ---------------------------------------------------------
+    async def _vanished_contexts(
+        self, scope: PruneScope
+    ) -> dict[Key, tuple[Policy, DesiredContext]]:
+        """Contexts that left the manifest but still hold this owner's secrets in Vault."""
+        found: dict[Key, tuple[Policy, DesiredContext]] = {}
+        listings = await asyncio.gather(
+            *(
+                self.store.list_owner_secrets(p.vault_mount, p.vault_path_template, p.owner)
+                for p in self.desired.policies
+            )
+        )
+        for policy, secrets in zip(self.desired.policies, listings, strict=True):
+            for _, metadata in secrets:
+                # A manifest of another environment prunes its own contexts, not these.
+                if metadata.get("environment") != policy.environment:
+                    continue
+                context = parse_context(metadata.get("context", ""))
+                key = (policy.owner, context) if context else None
+                if context is None or key is None or key in scope.declared or key in found:
+                    continue
+                if not scope.selected(context):
+                    continue
+                auth = policy.auth_for(context)
+                if auth is None:
+                    raise KsefctlError(
+                        f"--prune found {context} of owner {policy.owner} in Vault, but the "
+                        "manifest has no spec.auth to log into it with"
+                    )
+                found[key] = (
+                    policy,
+                    DesiredContext(
+                        owner=policy.owner,
+                        context=context,
+                        environment=policy.environment,
+                        base_url=policy.base_url,
+                        auth=auth,
+                        tokens=(),
+                    ),
+                )
+        return found
+
     async def observe(self) -> ObservedRun:
         failures: list[Failure] = []
+        if self.prune is not None:
+            vanished = await self._vanished_contexts(self.prune)
+            for key in vanished:
+                log.info("pruning %s of owner %s: not in any manifest", key[1], key[0])
+            self._contexts.update(vanished)
 
         async def observe_one(key: Key) -> ObservedContext:
             policy, context = self._contexts[key]
@@ -234,12 +316,19 @@ class Engine:
         for change in plan.changes:
             changes.setdefault((change.owner, change.context), []).append(change)
         for note in plan.notes:
-            notes.setdefault((note.owner, note.context), []).append(note)
+            # Only a Pending token to wait for needs the executor; other notes are for reading.
+            if note.kind is NoteKind.WAITING:
+                notes.setdefault((note.owner, note.context), []).append(note)
 
         async def apply_one(key: Key) -> list[Outcome]:
             policy, _ = self._contexts[key]
+            session = self._sessions[key]
+            # Creations and revocations burst through the context's /tokens
+            # limits: pace them by what KSeF says is in force (defaults if it
+            # will not say).
+            await session.learn_rate_limits()
             executor = ContextExecutor(
-                self._sessions[key],
+                session,
                 self.store,
                 self._observed[key],
                 ExecutorSettings(
@@ -263,3 +352,13 @@ class _Staged(KsefctlError):
 
 def _with_contexts(policy: Policy, contexts: Sequence[DesiredContext]) -> Policy:
     return replace(policy, contexts=tuple(contexts))
+
+
+def parse_context(text: str) -> ContextId | None:
+    """``Nip:5265877635`` / ``InternalId:5265877635-12345`` as Vault records them; None if neither."""
+    kind, _, value = text.partition(":")
+    if kind == "Nip" and nip_problem(value) is None:
+        return ContextId("Nip", value)
+    if kind == "InternalId" and internal_id_problem(value) is None:
+        return ContextId("InternalId", value)
+    return None

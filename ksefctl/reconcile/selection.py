@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from ksefctl.errors import UsageError
@@ -37,15 +37,21 @@ class Shard:
         return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
 
 
-def select(desired: Desired, nips: Collection[str] = (), shard: Shard | None = None) -> Desired:
-    """The part of ``desired`` this run is about."""
-    wanted = set(nips)
+def selector(nips: Collection[str] = (), shard: Shard | None = None) -> Callable[[ContextId], bool]:
+    """Whether a context is in this run: ``--nip`` matches its NIP or InternalId, and its shard."""
+    wanted = frozenset(nips)
 
     def keep(context: ContextId) -> bool:
         if wanted and context.nip not in wanted and context.value not in wanted:
             return False
         return shard is None or shard.owns(context)
 
+    return keep
+
+
+def select(desired: Desired, nips: Collection[str] = (), shard: Shard | None = None) -> Desired:
+    """The part of ``desired`` this run is about."""
+    keep = selector(nips, shard)
     policies = tuple(
         replace(p, contexts=tuple(c for c in p.contexts if keep(c.context)))
         for p in desired.policies
