@@ -6,7 +6,12 @@ Ordering is the safety argument (SPEC principles 3 and 4):
    marker) → write the secret to Vault with check-and-set *before anything
    else* → wait until Active → record activation in metadata → revoke the
    predecessor (unless an overlap keeps it for a later run);
-2. then the revocations, each followed by the soft delete of its secret.
+2. then the revocations.  A secret to delete goes first, then the token:
+   killed in between, the next run still sees a managed token that no
+   declared name holds and revokes it.  (The other way round, a live secret
+   of a revoked token would stay behind for good.)  A revocation for disuse
+   is the exception: its token goes first, since a deleted secret beside a
+   live token reads as "secret missing" and would bring the token back.
 
 If the Vault write fails, the new token is revoked at once.  If ``POST
 /tokens`` ends ambiguously, every token the client finds by the marker's
@@ -25,7 +30,7 @@ from datetime import UTC, datetime
 
 from ksefctl.errors import KsefctlError
 from ksefctl.ksef import Session
-from ksefctl.ksef.errors import AmbiguousTokenCreation
+from ksefctl.ksef.errors import AmbiguousTokenCreation, PermissionDenied
 from ksefctl.manifest import marker
 from ksefctl.manifest.model import Marker, SecretRef
 from ksefctl.reconcile.model import Action, Change, Note, NoteKind, ObservedContext
@@ -158,19 +163,26 @@ class ContextExecutor:
 
     async def _revoke(self, change: Change) -> Outcome:
         assert change.reference_number is not None
+        delete = change.delete_secret and change.secret is not None
+        if delete and not change.policy_digest:
+            await self._delete_secret(change)
         await self.session.revoke_token(change.reference_number)
-        if change.delete_secret and change.secret is not None:
-            state = self.observed.secrets.get(change.token)
-            await self.store.soft_delete(
-                change.secret,
-                reason=change.reason or "revoked",
-                expected_version=state.version if state else None,
-                # The planner's memory that this token was retired on purpose.
-                extra_metadata=(
-                    {"revokedPolicy": change.policy_digest} if change.policy_digest else None
-                ),
-            )
+        if delete and change.policy_digest:
+            await self._delete_secret(change)
         return Outcome(change, True, _done(change))
+
+    async def _delete_secret(self, change: Change) -> None:
+        assert change.secret is not None
+        state = self.observed.secrets.get(change.token)
+        await self.store.soft_delete(
+            change.secret,
+            reason=change.reason or "revoked",
+            expected_version=state.version if state else None,
+            # The planner's memory that this token was retired on purpose.
+            extra_metadata=(
+                {"revokedPolicy": change.policy_digest} if change.policy_digest else None
+            ),
+        )
 
     async def _revoke_quietly(self, reference: str) -> None:
         try:
@@ -211,21 +223,81 @@ async def break_glass(
     """Revoke many tokens of one context at once and report each final status.
 
     All revocations are sent concurrently; the session's rate limiter keeps
-    them inside the context's limits, so a whole company is done in seconds
-    without a single 429.
+    them inside the context's limits, so a whole company is done without a
+    single 429.  Final statuses come from re-listing the context's live tokens
+    (one request per 100 tokens) rather than one poll per token, which would
+    spend the 30-a-minute budget of the ``/tokens`` endpoints many times over.
     """
+    started: dict[str, RevokeTarget] = {}
+    failed: dict[str, Outcome] = {}
 
-    async def one(target: RevokeTarget) -> Outcome:
+    async def one(target: RevokeTarget) -> None:
         label = target.token or target.reference_number
         try:
             await session.revoke_token(target.reference_number)
-            if target.secret is not None:
-                await store.soft_delete(
-                    target.secret, reason=reason, expected_version=target.secret_version
-                )
-            info = await session.wait_for_status(target.reference_number, {"Revoked"}, wait_s)
+        except PermissionDenied as error:
+            failed[target.reference_number] = Outcome(
+                None,
+                False,
+                f"{label}: {error} (revoking a token someone else generated needs "
+                f"CredentialsManage in {session.context})",
+                target.reference_number,
+            )
+            return
         except KsefctlError as error:
-            return Outcome(None, False, f"{label}: {error}", target.reference_number)
-        return Outcome(None, True, f"{label}: {info.status}", target.reference_number)
+            failed[target.reference_number] = Outcome(
+                None, False, f"{label}: {error}", target.reference_number
+            )
+            return
+        started[target.reference_number] = target
+        if target.secret is not None:
+            try:
+                await store.soft_delete(
+                    target.secret,
+                    reason=f"break-glass: {reason}",
+                    expected_version=target.secret_version,
+                )
+            except KsefctlError as error:
+                # The token is revoked all the same; its dead value may stay readable.
+                failed[target.reference_number] = Outcome(
+                    None,
+                    False,
+                    f"{label}: revoked, but its Vault secret {target.secret} was not "
+                    f"deleted: {error}",
+                    target.reference_number,
+                )
 
-    return list(await asyncio.gather(*(one(t) for t in targets)))
+    await asyncio.gather(*(one(t) for t in targets))
+    final = await _settle(session, set(started), wait_s) if started else {}
+    outcomes: list[Outcome] = []
+    for target in targets:
+        reference = target.reference_number
+        label = target.token or reference
+        if reference in failed:
+            outcomes.append(failed[reference])
+            continue
+        status = final.get(reference, "Revoking")
+        outcomes.append(Outcome(None, status == "Revoked", f"{label}: {status}", reference))
+    return outcomes
+
+
+async def _settle(session: Session, references: set[str], wait_s: float) -> dict[str, str]:
+    """Each token's status once all are Revoked (or what they are at the deadline).
+
+    KSeF lists only live tokens under these filters; a token that left the
+    list after its DELETE was answered 204 has become Revoked.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    delay = 0.2
+    while True:
+        live = {
+            t.reference_number: t.status
+            for t in await session.list_tokens(statuses=("Pending", "Active", "Revoking", "Failed"))
+            if t.reference_number in references
+        }
+        statuses = {reference: live.get(reference, "Revoked") for reference in references}
+        if set(statuses.values()) == {"Revoked"} or loop.time() + delay > deadline:
+            return statuses
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 5.0)
