@@ -1,4 +1,8 @@
-"""``ksefctl status``: every token per context, managed or not, with flags."""
+"""``ksefctl status``: every token per context, managed or not, with flags.
+
+Read-only: it logs in, lists and reads Vault metadata, and never takes the
+owner lock, so it can run next to an apply (or from a dashboard's cron).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
+from ksefctl.errors import UsageError
 from ksefctl.manifest.durations import parse_duration
-from ksefctl.reconcile.inventory import Inventory, inventory, inventory_json
+from ksefctl.reconcile.inventory import Inventory, TokenRow, inventory, inventory_json
 from ksefctl.reconcile.model import PlanOptions
 
 
@@ -32,11 +38,16 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
+    unused_for = None
+    if args.unused_for:
+        try:
+            unused_for = parse_duration(args.unused_for)
+        except ValueError as error:
+            raise UsageError(f"--unused-for: {error}") from None
+    return asyncio.run(_run(args, unused_for))
 
 
-async def _run(args: argparse.Namespace) -> int:
-    unused_for = parse_duration(args.unused_for) if args.unused_for else None
+async def _run(args: argparse.Namespace, unused_for: Any) -> int:
     async with observe_and_plan(args, PlanOptions(), lock=False) as outcome:
         inv = inventory(
             outcome.observed.desired,
@@ -53,34 +64,88 @@ async def _run(args: argparse.Namespace) -> int:
         json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_inventory(inv))
+        sys.stdout.write(render_inventory(inv, len(outcome.failures)))
     print_failures(outcome.failures)
     return 1 if outcome.failures else 0
 
 
-def render_inventory(inv: Inventory) -> str:
+HEADERS: tuple[str, ...] = (
+    *("STATUS", "TOKEN", "REFERENCE", "PERMISSIONS", "AUTHOR", "CREATED", "AGE", "LAST USE"),
+    *("VAULT", "ROTATE", "FLAGS"),
+)
+
+
+def render_inventory(inv: Inventory, failed_contexts: int = 0) -> str:
     lines: list[str] = []
     for summary in inv.contexts:
         lines.append(f"{summary.context} (owner {summary.owner})")
-        rows = [r for r in inv.rows if (r.owner, r.context) == (summary.owner, summary.context)]
-        for row in rows:
-            who = {
-                "managed": row.name or "?",
-                "other-owner": f"{row.managed_by}/{row.name}",
-                "unmanaged": "(hand-made)",
-            }[row.ownership]
-            used = row.last_used.date().isoformat() if row.last_used else "never"
-            secret = {True: "vault:yes", False: "vault:MISSING", None: ""}[row.secret_in_vault]
-            flags = f"  [{', '.join(row.flags)}]" if row.flags else ""
-            lines.append(
-                f"  {row.status:<8} {who:<24} {row.reference_number}  "
-                f"{','.join(row.permissions)}  age {row.age_days}d  used {used}  {secret}{flags}"
-            )
-        lines.append(
-            f"  {summary.total} tokens: {summary.managed} managed, {summary.other_owners} "
-            f"other owners', {summary.unmanaged} hand-made; {summary.flagged} flagged"
+        table = [HEADERS] + [_cells(row) for row in inv.rows_of(summary)]
+        widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS))]
+        if len(table) > 1:
+            for cells in table:
+                lines.append(
+                    "  "
+                    + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+                )
+        line = (
+            f"  {_count(summary.total, 'token')}: {summary.managed} managed, "
+            f"{summary.other_owners} of other owners, {summary.unmanaged} hand-made; "
+            f"{summary.flagged} flagged"
         )
-    total = len(inv.rows)
-    flagged = sum(1 for r in inv.rows if r.flags)
-    lines.append(f"\n{len(inv.contexts)} contexts, {total} tokens, {flagged} flagged.")
+        if summary.absent:
+            line += f"; declared but not in KSeF: {', '.join(summary.absent)}"
+        lines.append(line + ".")
+        lines.append("")
+    rows = inv.rows
+    absent = sum(len(c.absent) for c in inv.contexts)
+    total = (
+        f"Total: {_count(len(inv.contexts), 'context')}, {_count(len(rows), 'token')} "
+        f"({sum(r.ownership == 'managed' for r in rows)} managed, "
+        f"{sum(r.ownership == 'other-owner' for r in rows)} of other owners, "
+        f"{sum(r.ownership == 'unmanaged' for r in rows)} hand-made), "
+        f"{sum(bool(r.flags) for r in rows)} flagged"
+    )
+    if absent:
+        total += f", {absent} declared but not in KSeF"
+    if failed_contexts:
+        total += f", {_count(failed_contexts, 'context')} not observed"
+    lines.append(total + ".")
     return "\n".join(lines) + "\n"
+
+
+def _cells(row: TokenRow) -> tuple[str, ...]:
+    who = {
+        "managed": row.name or "?",
+        "other-owner": f"{row.managed_by}/{row.name}",
+        "unmanaged": "(hand-made)",
+    }[row.ownership]
+    secret = {True: "yes", False: "MISSING" if "secret-missing" in row.flags else "no"}
+    return (
+        row.status,
+        who,
+        row.reference_number,
+        ",".join(row.permissions),
+        row.author,
+        _date(row.created),
+        f"{row.age_days}d",
+        _date(row.last_used) if row.last_used else "never",
+        secret.get(row.secret_in_vault, "-") if row.secret_in_vault is not None else "-",
+        _date(row.rotation_due_at) if row.rotation_due_at else "-",
+        ", ".join(_flag_text(row, flag) for flag in row.flags) or "-",
+    )
+
+
+def _flag_text(row: TokenRow, flag: str) -> str:
+    if flag == "unused" and row.unused_days is not None:
+        return f"unused {row.unused_days}d"
+    if flag == "rotation-due" and row.rotation_due_at is not None:
+        return f"rotation due since {_date(row.rotation_due_at)}"
+    return flag
+
+
+def _date(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).date().isoformat() if moment else "-"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
