@@ -1,9 +1,17 @@
-"""``ksefctl sandbox``: a local KSeF simulator and OpenBao, ready for apply."""
+"""``ksefctl sandbox``: a local KSeF simulator and OpenBao, ready for apply.
+
+``eval "$(ksefctl sandbox up)"`` starts both, gives every company of the
+manifest (default manifests/quickstart.yaml) a self-signed owner certificate
+in Vault and sets VAULT_ADDR and VAULT_TOKEN; ``ksefctl sandbox down`` stops
+everything.  The directory defaults to $KSEFCTL_SANDBOX_DIR or
+~/.local/state/ksefctl/sandbox.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,16 +24,21 @@ QUICKSTART = Path("manifests/quickstart.yaml")
 
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
-        "sandbox", help="a local simulator + Vault playground", description=__doc__
+        "sandbox",
+        help="a local simulator + Vault playground",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--dir",
         type=Path,
         default=None,
-        help=f"sandbox directory (default {sandbox.default_dir()})",
+        help="sandbox directory (default $KSEFCTL_SANDBOX_DIR or ~/.local/state/ksefctl/sandbox)",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    up = actions.add_parser("up", help="start (or reuse) the sandbox and seed certificates")
+    up = actions.add_parser(
+        "up", help="start (or reuse) the sandbox, seed certificates, print export lines"
+    )
     up.add_argument(
         "-f",
         "--filename",
@@ -33,15 +46,27 @@ def register(sub: Any) -> None:
         action="extend",
         nargs="+",
         default=[],
-        help="manifests whose contexts get owner certificates (default manifests/quickstart.yaml)",
+        metavar="F",
+        help=f"manifests whose contexts get owner certificates (default {QUICKSTART})",
     )
-    up.add_argument("--sim-port", type=int, default=sandbox.DEFAULT_SIM_PORT)
-    up.add_argument("--vault-port", type=int, default=sandbox.DEFAULT_VAULT_PORT)
+    up.add_argument(
+        "--sim-port",
+        type=int,
+        default=None,
+        help="simulator port (default: the port of the manifest's environment URL, "
+        f"else {sandbox.DEFAULT_SIM_PORT})",
+    )
+    up.add_argument(
+        "--vault-port",
+        type=int,
+        default=sandbox.DEFAULT_VAULT_PORT,
+        help=f"OpenBao port (default {sandbox.DEFAULT_VAULT_PORT}, or a free one if taken)",
+    )
     up.set_defaults(func=_up)
     env = actions.add_parser("env", help="print the export lines for VAULT_ADDR and VAULT_TOKEN")
     env.set_defaults(func=_env)
-    status = actions.add_parser("status", help="is the sandbox running?")
-    status.add_argument("--json", action="store_true")
+    status = actions.add_parser("status", help="is the sandbox running? (exit 0 if so)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_status)
     down = actions.add_parser("down", help="stop the simulator and OpenBao")
     down.set_defaults(func=_down)
@@ -54,11 +79,27 @@ def _directory(args: argparse.Namespace) -> Path:
 def _up(args: argparse.Namespace) -> int:
     files = args.files or ([str(QUICKSTART)] if QUICKSTART.exists() else [])
     desired = load_manifests(files) if files else None
-    info = sandbox.up(_directory(args), desired, sim_port=args.sim_port, vault_port=args.vault_port)
+    info, report = sandbox.up(
+        _directory(args), desired, sim_port=args.sim_port, vault_port=args.vault_port
+    )
+    # Only the export lines go to stdout, so `eval "$(ksefctl sandbox up)"` is all it takes.
     print(info.env_lines(), end="")
-    print(f"# KSeF simulator: {info.sim_url}\n# OpenBao:        {info.vault_addr}")
-    if desired is None:
-        print("# No manifest given: no certificates were seeded (use -f MANIFEST).")
+    notes = [f"KSeF simulator: {info.sim_url}", f"OpenBao:        {info.vault_addr}"]
+    if report is None:
+        notes.append("No manifest given: no certificates were seeded (use -f MANIFEST).")
+    else:
+        notes.append(
+            f"Owner certificates in Vault: {len(report.seeded)} new, "
+            f"{len(report.present)} already there."
+        )
+        if report.skipped:
+            notes.append(
+                f"{len(report.skipped)} contexts log in with a KSeF token; "
+                "store one for them yourself."
+            )
+    notes.append("Stop it with: ksefctl sandbox down")
+    for note in notes:
+        print(f"# {note}", file=sys.stderr)
     return 0
 
 
@@ -77,6 +118,8 @@ def _status(args: argparse.Namespace) -> int:
     elif state["running"]:
         sim, vault = cast(dict[str, Any], state["simulator"]), cast(dict[str, Any], state["vault"])
         print(f"running: simulator {sim['url']}, OpenBao {vault['address']}")
+    elif "simulator" in state:
+        print(f"not healthy ({state['directory']}); restart with: ksefctl sandbox up")
     else:
         print(f"not running ({state['directory']})")
     return 0 if state["running"] else 1

@@ -1,0 +1,189 @@
+"""``ksefctl sandbox``: up, env, status and down, run as a user runs them.
+
+Each test starts the real thing (the simulator and an OpenBao dev server as
+detached background processes) on free ports in a temporary directory, and
+always tears it down again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import hvac
+import pytest
+
+from ksefctl import cli, sandbox
+from ksefctl.openbao import free_port
+
+NIPS = ("5265877635", "7762811692")
+
+
+@dataclass
+class Sandbox:
+    directory: Path
+    manifest: Path
+    sim_port: int
+    vault_port: int
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ksefctl", "sandbox", "--dir", str(self.directory), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.manifest.parent,
+            env={k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))},
+        )
+
+    def up(self) -> subprocess.CompletedProcess[str]:
+        return self.run("up", "-f", str(self.manifest), "--vault-port", str(self.vault_port))
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Sandbox]:
+    sim_port = free_port()
+    manifest = tmp_path / "tokens.yaml"
+    manifest.write_text(
+        textwrap.dedent(
+            f"""\
+            apiVersion: ksefctl/v1
+            kind: TokenPolicy
+            metadata: {{name: box}}
+            spec:
+              ksef: {{environment: "http://127.0.0.1:{sim_port}/v2", name: sandbox}}
+              vault: {{mount: secret, path: "ksef/{{environment}}/{{nip}}/{{token}}"}}
+              auth: {{certificate: {{vault: "ksef-admin/{{nip}}"}}}}
+              defaults: {{tokens: [{{name: erp, permissions: [InvoiceRead]}}]}}
+              contexts: [{{nip: "{NIPS[0]}"}}, {{nip: "{NIPS[1]}"}}]
+            """
+        )
+    )
+    box = Sandbox(tmp_path / "sandbox", manifest, sim_port, free_port())
+    try:
+        yield box
+    finally:
+        sandbox.down(box.directory)
+
+
+def _exports(stdout: str) -> dict[str, str]:
+    exports: dict[str, str] = {}
+    for line in stdout.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        exports[name] = value
+    return exports
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _pids(directory: Path) -> tuple[sandbox.Process, sandbox.Process]:
+    info = sandbox.read_info(directory)
+    assert info is not None
+    return info.sim, info.vault
+
+
+def test_sandbox_lifecycle_up_twice_env_status_down(box: Sandbox) -> None:
+    result = box.up()
+    assert result.returncode == 0, result.stderr
+    exports = _exports(result.stdout)
+    # stdout is only export lines, so `eval "$(ksefctl sandbox up)"` is safe.
+    assert all(line.startswith("export ") for line in result.stdout.splitlines())
+    assert exports["VAULT_ADDR"] == f"http://127.0.0.1:{box.vault_port}"
+    assert exports["KSEFCTL_SANDBOX_URL"] == f"http://127.0.0.1:{box.sim_port}/v2"
+    assert "2 new, 0 already there" in result.stderr
+    vault = hvac.Client(url=exports["VAULT_ADDR"], token=exports["VAULT_TOKEN"])
+    for nip in NIPS:
+        owner = vault.secrets.kv.v2.read_secret_version(
+            path=f"ksef-admin/{nip}", mount_point="secret", raise_on_deleted_version=True
+        )["data"]["data"]
+        assert owner["certificate"].startswith("-----BEGIN CERTIFICATE-----")
+        assert "PRIVATE KEY" in owner["privateKey"]
+    # The root token stays out of what others can read.
+    assert (box.directory / "sandbox.json").stat().st_mode & 0o077 == 0
+    assert (box.directory / "env").stat().st_mode & 0o077 == 0
+
+    # Running `up` twice is harmless: same servers, same token, certificates kept.
+    sim, vault_process = _pids(box.directory)
+    second = box.up()
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == result.stdout
+    assert _pids(box.directory) == (sim, vault_process)
+    assert "0 new, 2 already there" in second.stderr
+
+    env = box.run("env")
+    assert env.returncode == 0 and env.stdout == result.stdout
+    status = box.run("status")
+    assert status.returncode == 0
+    assert f"127.0.0.1:{box.sim_port}" in status.stdout
+    assert exports["VAULT_TOKEN"] not in status.stdout
+    assert _listening(box.sim_port) and _listening(box.vault_port)
+
+    # `down` leaves no process and no listening port behind.
+    stopped = box.run("down")
+    assert stopped.returncode == 0 and "sandbox stopped" in stopped.stdout
+    for process in (sim, vault_process):
+        assert not process.alive()
+        # Nothing either server spawned survives: its whole process group is gone.
+        assert not sandbox._group_alive(process.pid)
+    assert not _listening(box.sim_port)
+    assert not _listening(box.vault_port)
+    assert not (box.directory / "sandbox.json").exists()
+
+    assert box.run("status").returncode == 1
+    missing = box.run("env")
+    assert missing.returncode == 1 and "no sandbox is running" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    again = box.run("down")
+    assert again.returncode == 0 and "no sandbox was running" in again.stdout
+
+
+def test_up_restarts_a_sandbox_whose_servers_died(box: Sandbox) -> None:
+    info, _ = sandbox.up(box.directory, None, sim_port=box.sim_port, vault_port=box.vault_port)
+    sandbox._stop(info.sim)
+    assert sandbox.status(box.directory)["running"] is False
+    restarted, _ = sandbox.up(box.directory, None, sim_port=box.sim_port, vault_port=box.vault_port)
+    assert restarted.sim != info.sim and restarted.vault != info.vault
+    assert not info.vault.alive()  # the survivor was stopped, not leaked
+    assert sandbox.status(box.directory)["running"] is True
+
+
+def test_down_never_signals_a_process_that_reused_a_recorded_pid(tmp_path: Path) -> None:
+    directory = tmp_path / "sandbox"
+    directory.mkdir()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        # A state file left behind by a crash, whose pids now belong to somebody else.
+        (directory / "sandbox.json").write_text(
+            f'{{"sim_url": "http://127.0.0.1:1/v2", "vault_addr": "http://127.0.0.1:2",'
+            f' "vault_token": "x", "sim_pid": {stranger.pid}, "sim_started": "1",'
+            f' "vault_pid": {stranger.pid}, "vault_started": "1"}}'
+        )
+        assert sandbox.down(directory)
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_up_refuses_a_simulator_port_that_is_taken(
+    box: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", box.sim_port))
+        squatter.listen()
+        code = cli.main(["sandbox", "--dir", str(box.directory), "up", "-f", str(box.manifest)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"port 127.0.0.1:{box.sim_port} for the simulator is taken" in err
+    assert "Traceback" not in err
+    assert sandbox.read_info(box.directory) is None
