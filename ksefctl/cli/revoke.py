@@ -1,4 +1,13 @@
-"""``ksefctl revoke``: break-glass revocation after a leak."""
+"""``ksefctl revoke``: break-glass revocation of one company's tokens after a leak.
+
+``--token NAME`` and ``--all-managed`` touch only tokens whose ownership
+marker names this manifest's owner; ``--all`` revokes every live token of the
+context — hand-made and other owners' too — which KSeF allows only to a login
+holding CredentialsManage there, and which asks for the NIP to be typed back.
+The Vault secrets of revoked managed tokens are soft-deleted (recoverable with
+``undelete``) with ``deletedReason: break-glass: REASON`` in their metadata.
+A later ``apply`` creates fresh tokens for every name still declared.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +19,13 @@ from typing import Any
 from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
 from ksefctl.errors import UsageError
+from ksefctl.manifest.model import Policy
+from ksefctl.reconcile.engine import Key
 from ksefctl.reconcile.executor import RevokeTarget, break_glass
-from ksefctl.reconcile.model import PlanOptions
+from ksefctl.reconcile.model import ObservedContext, PlanOptions
+
+# Only these can still log in; Failed ones never could, Revoking ones are going.
+LIVE = ("Pending", "Active")
 
 
 def register(sub: Any) -> None:
@@ -19,31 +33,25 @@ def register(sub: Any) -> None:
         "revoke", help="break-glass: revoke tokens of one company now", description=__doc__
     )
     _common.add_manifest_options(parser)
-    parser.add_argument(
-        "--nip",
-        action="append",
-        required=True,
-        metavar="N",
-        help="the company (NIP or InternalId); required",
-    )
+    parser.add_argument("--nip", required=True, metavar="N", help="the company's NIP (required)")
     _common.add_run_options(parser)
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--token", metavar="NAME", help="this managed token")
+    which.add_argument("--token", metavar="NAME", help="every live managed token of this name")
     which.add_argument(
         "--all-managed",
         action="store_true",
-        help="every token this manifest's owner manages in the context",
+        help="every live token this manifest's owner manages in the context",
     )
     which.add_argument(
         "--all",
         action="store_true",
-        help="every token in the context, hand-made and other owners' too "
+        help="every live token in the context, hand-made and other owners' too "
         "(needs CredentialsManage; asks for the NIP to be typed back)",
     )
     parser.add_argument(
         "--reason",
-        default="break-glass revocation",
-        help="recorded in the Vault metadata of revoked secrets",
+        default="manual revocation",
+        help="recorded in the Vault metadata of revoked secrets (deletedReason)",
     )
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
@@ -51,61 +59,95 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.all and not args.yes:
-        if not sys.stdin.isatty():
-            raise UsageError("revoke --all needs confirmation: no terminal to ask on (pass --yes)")
-        typed = input(
-            f"This revokes EVERY token of {', '.join(args.nip)}. Type the NIP to confirm: "
-        )
-        if typed.strip() not in args.nip:
-            print("Revocation cancelled.", file=sys.stderr)
-            return 1
+    # Refuse before contacting anything: a pipeline must never hang on a prompt,
+    # nor wipe a company because a flag was mistyped.
+    if args.all and not args.yes and not sys.stdin.isatty():
+        raise UsageError("revoke --all needs the NIP typed back on a terminal, or --yes")
     return asyncio.run(_run(args))
 
 
 async def _run(args: argparse.Namespace) -> int:
+    nip = args.nip
+    args.nip = [nip]  # the selector takes a list
     desired = _common.load_selected(args)
     if not desired.contexts:
-        raise UsageError(f"no context for {', '.join(args.nip)} in the manifest")
-    failed = 0
+        raise UsageError(f"no context with NIP {nip} in the manifest")
     async with observe_and_plan(args, PlanOptions(), lock=True, desired=desired) as outcome:
         print_failures(outcome.failures)
-        failed += len(outcome.failures)
         policies = {p.owner: p for p in desired.policies}
-        jobs = []
-        for key in sorted(outcome.observed.observed.contexts, key=lambda k: (k[0], k[1])):
+        jobs: list[tuple[Key, list[RevokeTarget]]] = []
+        for key in sorted(outcome.observed.observed.contexts):
             seen = outcome.engine.observed_context(key)
-            policy = policies[key[0]]
-            targets = []
-            for token in seen.tokens:
-                ours = token.marker is not None and token.marker.owner == policy.owner
-                if token.status in ("Revoking", "Revoked"):
-                    continue
-                if args.token and not (ours and token.marker and token.marker.token == args.token):
-                    continue
-                if args.all_managed and not ours:
-                    continue
-                name = token.marker.token if ours and token.marker else None
-                secret = policy.secret_for(key[1], name) if name else None
-                # Soft-delete only the secret that holds this very token.
-                state = seen.secrets.get(name) if name else None
-                if state is None or state.reference_number != token.reference_number:
-                    secret = None
-                version = state.version if state is not None else None
-                targets.append(RevokeTarget(token.reference_number, name, secret, version))
-            jobs.append((key, targets))
+            jobs.append((key, _targets(args, policies[key[0]], seen)))
+        if args.token and not any(targets for _, targets in jobs):
+            raise UsageError(
+                f"no live token named {args.token!r} of this manifest's owner under NIP {nip}"
+            )
+        total = sum(len(targets) for _, targets in jobs)
+        if not total:
+            print("Nothing to revoke.")
+            return 1 if outcome.failures else 0
+        for key, targets in jobs:
+            for target in targets:
+                print(f"  - revoke {_common.context_label(key)}: {_label(target)}")
+        if args.all and not args.yes and not _typed_back(nip, total):
+            print("Revocation cancelled.", file=sys.stderr)
+            return 1
         results = await asyncio.gather(
             *(
                 break_glass(outcome.engine.session(key), outcome.engine.store, targets, args.reason)
                 for key, targets in jobs
             )
         )
-    total = 0
+    failed = len(outcome.failures)
+    revoked = 0
     for (key, _), outcomes in zip(jobs, results, strict=True):
         for item in outcomes:
-            total += 1
-            stream = sys.stdout if item.ok else sys.stderr
-            print(f"{_common.context_label(key)}: {item.message}", file=stream)
-            failed += not item.ok
-    print(f"\nRevoked {total - failed} of {total} tokens." if total else "\nNothing to revoke.")
+            if item.ok:
+                revoked += 1
+                print(f"{_common.context_label(key)}: {item.message}")
+            else:
+                failed += 1
+                print(f"Error: {_common.context_label(key)}: {item.message}", file=sys.stderr)
+    print(f"\nRevoked {revoked} of {total} tokens.")
     return 1 if failed else 0
+
+
+def _targets(args: argparse.Namespace, policy: Policy, seen: ObservedContext) -> list[RevokeTarget]:
+    targets = []
+    for token in seen.tokens:
+        if token.status not in LIVE:
+            continue
+        ours = token.marker is not None and token.marker.owner == policy.owner
+        name = token.marker.token if ours and token.marker else None
+        if args.token and name != args.token:
+            continue
+        if args.all_managed and not ours:
+            continue
+        # Soft-delete only the secret that holds this very token, at the version observed.
+        state = seen.secrets.get(name) if name else None
+        holds = state is not None and state.exists
+        holds = holds and state is not None and state.reference_number == token.reference_number
+        targets.append(
+            RevokeTarget(
+                token.reference_number,
+                name,
+                policy.secret_for(seen.context, name) if holds and name else None,
+                state.version if holds and state is not None else None,
+            )
+        )
+    return targets
+
+
+def _label(target: RevokeTarget) -> str:
+    if target.token:
+        return f"{target.token} ({target.reference_number})"
+    return f"{target.reference_number} (not managed by this manifest)"
+
+
+def _typed_back(nip: str, total: int) -> bool:
+    typed = input(
+        f"\nThis revokes all {total} live tokens of NIP {nip}, including ones ksefctl did not "
+        "make. Type the NIP to confirm: "
+    )
+    return typed.strip() == nip

@@ -1,0 +1,205 @@
+"""Stories of ``ksefctl revoke``: break-glass after a leak."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import hvac
+import pytest
+
+from ksefctl.manifest import marker
+from ksefctl.manifest.model import Marker
+from ksefctl.testcert import make_seal_certificate
+from tests.e2e.conftest import NIPS, World
+
+NIP = NIPS[0]
+
+
+@pytest.fixture(autouse=True)
+def _roomy_limits(world: World) -> None:
+    # These stories check the tests' own view of KSeF often; only the 30-token
+    # story below runs (and is checked) at the documented limits.
+    world.sim.set_limits(enabled=False)
+
+
+MANIFEST = """\
+contexts:
+  - nip: "5265877635"
+    tokens:
+      - name: erp
+        permissions: [InvoiceRead, InvoiceWrite]
+      - name: reader
+        permissions: [InvoiceRead]
+"""
+
+
+def _metadata(world: World, nip: str, token: str) -> dict[str, Any]:
+    response = world.vault.secrets.kv.v2.read_secret_metadata(
+        path=f"ksef/sim/{nip}/{token}", mount_point=world.bao.mount
+    )
+    return dict(response["data"])
+
+
+def _statuses(world: World, nip: str = NIP) -> dict[str, str]:
+    every = ("Pending", "Active", "Revoking", "Revoked", "Failed")
+    return {t["referenceNumber"]: t["status"] for t in world.tokens(nip, every)}
+
+
+def _no_terminal(monkeypatch: pytest.MonkeyPatch, answer: str | None = None) -> None:
+    stdin = io.StringIO(answer or "")
+    if answer is not None:
+        stdin.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr("sys.stdin", stdin)
+
+
+def _log_in_as_stranger(world: World, permissions: list[str]) -> None:
+    """From now on ksefctl logs into NIP with another company's seal, granted ``permissions``."""
+    stranger = "1111111111"
+    certificate, key = make_seal_certificate(stranger)
+    world.vault.secrets.kv.v2.create_or_update_secret(
+        path=f"ksef-admin/{NIP}",
+        mount_point=world.bao.mount,
+        secret={"certificate": certificate.decode(), "privateKey": key.decode()},
+    )
+    assert world.sim.grant(NIP, ("Nip", stranger), permissions).status_code == 200
+
+
+def test_revoke_one_token_soft_deletes_its_secret_and_apply_issues_a_new_one(
+    world: World,
+) -> None:
+    manifest = world.manifest(MANIFEST)
+    assert world.ksefctl("apply", "-f", str(manifest), "--auto-approve").code == 0
+    leaked = world.secret(NIP, "erp")["data"]["referenceNumber"]
+    reader = world.secret(NIP, "reader")["data"]["referenceNumber"]
+
+    result = world.ksefctl(
+        "revoke", "-f", str(manifest), "--nip", NIP, "--token", "erp", "--reason", "leaked in CI"
+    )
+    assert result.code == 0, result
+    assert f"Nip:{NIP} (acme): erp: Revoked" in result.out
+    assert "Revoked 1 of 1 tokens." in result.out
+    assert _statuses(world)[leaked] == "Revoked"
+    assert _statuses(world)[reader] == "Active"
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        world.secret(NIP, "erp")  # soft-deleted: the current version is gone
+    custom = _metadata(world, NIP, "erp")["custom_metadata"]
+    assert custom["deletedReason"] == "break-glass: leaked in CI"
+    assert world.secret(NIP, "reader")["data"]["referenceNumber"] == reader
+
+    # A break-glass revocation is not a retirement: the next apply issues a fresh token.
+    again = world.ksefctl("apply", "-f", str(manifest), "--auto-approve")
+    assert again.code == 0, again
+    assert "1 created" in again.out
+    assert world.secret(NIP, "erp")["data"]["referenceNumber"] != leaked
+
+
+def test_revoke_refuses_unknown_names_and_contexts_in_one_line(world: World) -> None:
+    manifest = world.manifest(MANIFEST)
+    unknown = world.ksefctl("revoke", "-f", str(manifest), "--nip", NIP, "--token", "erp")
+    assert unknown.code == 1
+    assert unknown.err == (
+        f"Error: no live token named 'erp' of this manifest's owner under NIP {NIP}\n"
+    )
+    elsewhere = world.ksefctl("revoke", "-f", str(manifest), "--nip", NIPS[1], "--all-managed")
+    assert elsewhere.code == 1
+    assert elsewhere.err == f"Error: no context with NIP {NIPS[1]} in the manifest\n"
+
+
+def test_revoke_all_needs_the_nip_typed_back(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = world.manifest(MANIFEST)
+    assert world.ksefctl("apply", "-f", str(manifest), "--auto-approve").code == 0
+    handmade = world.sim.mint_token(NIP, ["InvoiceRead"], description="made by hand")
+    other = marker.encode("BI", Marker("globex", "bi", marker.new_nonce()))
+    foreign = world.sim.mint_token(NIP, ["InvoiceRead"], description=other)
+
+    # In a pipeline there is nobody to type the NIP: refused before KSeF is contacted.
+    _no_terminal(monkeypatch)
+    world.sim.admin("POST", "/stats/reset")
+    refused = world.ksefctl("revoke", "-f", str(manifest), "--nip", NIP, "--all")
+    assert refused.code == 1
+    assert refused.err == "Error: revoke --all needs the NIP typed back on a terminal, or --yes\n"
+    assert not world.sim.stats()["requests"]
+
+    # On a terminal, a wrong answer cancels.
+    _no_terminal(monkeypatch, "7762811692\n")
+    cancelled = world.ksefctl("revoke", "-f", str(manifest), "--nip", NIP, "--all")
+    assert cancelled.code == 1 and "Revocation cancelled." in cancelled.err
+    assert set(_statuses(world).values()) == {"Active"}
+
+    _no_terminal(monkeypatch, f"{NIP}\n")
+    done = world.ksefctl("revoke", "-f", str(manifest), "--nip", NIP, "--all")
+    assert done.code == 0, done
+    assert f"{handmade.reference_number} (not managed by this manifest)" in done.out
+    assert "Revoked 4 of 4 tokens." in done.out
+    statuses = _statuses(world)
+    assert len(statuses) == 4 and set(statuses.values()) == {"Revoked"}
+    assert statuses[foreign.reference_number] == "Revoked"
+
+
+def test_revoke_all_without_credentials_manage_is_refused_by_ksef_and_said_so(
+    world: World,
+) -> None:
+    manifest = world.manifest(MANIFEST)
+    assert world.ksefctl("apply", "-f", str(manifest), "--auto-approve").code == 0
+    handmade = world.sim.mint_token(NIP, ["InvoiceRead"], description="made by hand")
+    # This login may see every token (CredentialsRead) but not revoke others' ones.
+    _log_in_as_stranger(world, ["InvoiceRead", "InvoiceWrite", "CredentialsRead"])
+
+    result = world.ksefctl("revoke", "-f", str(manifest), "--nip", NIP, "--all", "--yes")
+    assert result.code == 1, result
+    errors = [line for line in result.err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 3, result.err
+    assert all("403" in line and "CredentialsManage" in line for line in errors), errors
+    assert "Traceback" not in result.err
+    assert "Revoked 0 of 3 tokens." in result.out
+    assert _statuses(world)[handmade.reference_number] == "Active"
+
+
+DOCUMENTED_LIMITS = {"limits": {"other": [10, 30, 120]}}
+
+
+@pytest.mark.slow
+def test_break_glass_over_thirty_tokens_stays_inside_the_rate_limits(world: World) -> None:
+    """A whole company's 30 tokens, revoked at KSeF's documented 10/s 30/min 120/h: no 429.
+
+    The tokens are seeded through the simulator's admin API (with this owner's
+    markers, and their values in Vault as apply would leave them) so that the
+    minute window starts empty; 1 rate-limit read + 1 list + 30 revocations
+    + the final list exceed 30 a minute, so this run takes about a minute.
+    """
+    names = [f"app{i:02d}" for i in range(30)]
+    body = "".join(f"      - name: {n}\n        permissions: [InvoiceRead]\n" for n in names)
+    manifest = world.manifest(f'contexts:\n  - nip: "{NIP}"\n    tokens:\n{body}')
+    for name in names:
+        description = marker.encode("", Marker("acme", name, marker.new_nonce()))
+        minted = world.sim.mint_token(NIP, ["InvoiceRead"], description=description)
+        path = f"ksef/sim/{NIP}/{name}"
+        world.vault.secrets.kv.v2.create_or_update_secret(
+            path=path,
+            mount_point=world.bao.mount,
+            secret={"token": minted.token, "referenceNumber": minted.reference_number},
+        )
+    handmade = world.sim.mint_token(NIP, ["InvoiceRead"], description="made by hand")
+    world.sim.set_limits(enabled=True, **DOCUMENTED_LIMITS)
+    world.sim.admin("POST", "/stats/reset")
+
+    started = time.monotonic()
+    result = world.ksefctl(
+        "revoke", "-f", str(manifest), "--nip", NIP, "--all-managed", "--reason", "leak"
+    )
+    elapsed = time.monotonic() - started
+    assert result.code == 0, result
+    assert "Revoked 30 of 30 tokens." in result.out
+    assert world.sim.stats()["throttled"] == 0
+    statuses = _statuses(world)
+    assert [statuses[handmade.reference_number]] == ["Active"]
+    assert (
+        sorted(s for r, s in statuses.items() if r != handmade.reference_number) == ["Revoked"] * 30
+    )
+    for name in names[:3]:
+        assert (
+            _metadata(world, NIP, name)["custom_metadata"]["deletedReason"] == "break-glass: leak"
+        )
+    print(f"break-glass: 30 tokens revoked in {elapsed:.1f} s, 0 throttled")
