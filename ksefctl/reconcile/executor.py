@@ -87,7 +87,7 @@ class ContextExecutor:
             return await step(change)
         except KsefctlError as error:
             log.info("%s %s/%s failed: %s", change.action.name, change.context, change.token, error)
-            return Outcome(change, False, str(error))
+            return Outcome(change, False, f"{change.token}: {error}")
 
     async def _create(self, change: Change) -> Outcome:
         assert change.secret is not None
