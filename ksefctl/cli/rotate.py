@@ -1,10 +1,19 @@
-"""``ksefctl rotate``: rotate tokens now, create-before-destroy."""
+"""``ksefctl rotate``: rotate tokens now, create-before-destroy.
+
+Each selected token gets a successor with the declared permissions, stored in
+Vault and waited for until Active; only then is its predecessor revoked — at
+once with ``--no-overlap``, otherwise by a later ``apply`` once the token's
+``overlap`` has passed, so consumers have time to pick up the new value.
+Other pending changes of the manifest are left for a normal ``apply``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from dataclasses import replace
+from datetime import UTC
 from typing import Any
 
 from ksefctl.cli import _common
@@ -48,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     desired = _common.load_selected(args)
     names = set(args.token)
+    declared = {t.name for p in desired.policies for c in p.contexts for t in c.tokens}
+    unknown = sorted(names - declared)
+    if unknown:
+        raise UsageError(f"no declared token named {', '.join(unknown)} in the selected contexts")
     targets = frozenset(
         (policy.owner, context.context, token.name)
         for policy in desired.policies
@@ -72,7 +85,21 @@ async def _run(args: argparse.Namespace) -> int:
         if plan.empty:
             return 1 if outcome.failures else 0
         if not args.auto_approve and not confirm():
+            print("Rotation cancelled.", file=sys.stderr)
             return 1
         report = await outcome.engine.apply(plan)
     print_report(report)
+    kept = [
+        item.change
+        for items in report.outcomes.values()
+        for item in items
+        if item.ok and item.change is not None and item.change.keep_until is not None
+    ]
+    for change in kept:
+        assert change.keep_until is not None
+        print(
+            f"{_common.context_label((change.owner, change.context))}: the previous {change.token} "
+            f"({change.reference_number}) stays valid for the overlap; the first apply after "
+            f"{change.keep_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC revokes it."
+        )
     return 0 if report.ok and not outcome.failures else 1
