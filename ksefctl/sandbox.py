@@ -44,6 +44,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_SIM_PORT = 18080  # manifests/quickstart.yaml points here
 DEFAULT_VAULT_PORT = 18200
 DIR_VARIABLE = "KSEFCTL_SANDBOX_DIR"
+VAULT_PORT_VARIABLE = "KSEFCTL_SANDBOX_VAULT_PORT"
 START_TIMEOUT_S = 30.0
 
 
@@ -58,6 +59,16 @@ def default_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "ksefctl" / "sandbox"
+
+
+def default_vault_port() -> int:
+    """``$KSEFCTL_SANDBOX_VAULT_PORT``, else 18200."""
+    text = os.environ.get(VAULT_PORT_VARIABLE)
+    if not text:
+        return DEFAULT_VAULT_PORT
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise SandboxError(f"{VAULT_PORT_VARIABLE} must be a port number, not {text!r}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -275,7 +286,7 @@ def up(
     directory: Path,
     desired: Desired | None,
     sim_port: int | None = None,
-    vault_port: int = DEFAULT_VAULT_PORT,
+    vault_port: int | None = None,
 ) -> tuple[SandboxInfo, SeedReport | None]:
     """Start the sandbox (or reuse a healthy one in ``directory``) and seed ``desired``."""
     expected = sim_address(desired)
@@ -297,7 +308,9 @@ def up(
             sim_url, sim = _start_simulator(directory, host, port)
             token = f"sandbox-{secrets.token_hex(12)}"
             try:
-                vault_addr, vault = _start_vault(directory, host, vault_port, token)
+                vault_addr, vault = _start_vault(
+                    directory, host, vault_port or default_vault_port(), token
+                )
             except BaseException:
                 _stop(sim)
                 raise

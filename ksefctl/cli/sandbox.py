@@ -59,8 +59,9 @@ def register(sub: Any) -> None:
     up.add_argument(
         "--vault-port",
         type=int,
-        default=sandbox.DEFAULT_VAULT_PORT,
-        help=f"OpenBao port (default {sandbox.DEFAULT_VAULT_PORT}, or a free one if taken)",
+        default=None,
+        help=f"OpenBao port (default ${sandbox.VAULT_PORT_VARIABLE} or "
+        f"{sandbox.DEFAULT_VAULT_PORT}; a free one if that is taken)",
     )
     up.set_defaults(func=_up)
     env = actions.add_parser("env", help="print the export lines for VAULT_ADDR and VAULT_TOKEN")
