@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import hvac
@@ -203,3 +205,61 @@ def test_break_glass_over_thirty_tokens_stays_inside_the_rate_limits(world: Worl
             _metadata(world, NIP, name)["custom_metadata"]["deletedReason"] == "break-glass: leak"
         )
     print(f"break-glass: 30 tokens revoked in {elapsed:.1f} s, 0 throttled")
+
+
+UNUSED_POLICY = """\
+contexts:
+  - nip: "5265877635"
+    tokens:
+      - name: erp
+        permissions: [InvoiceRead, InvoiceWrite]
+        revokeIfUnusedFor: {limit}
+"""
+
+
+def _days_on(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+def test_unused_token_is_revoked_and_stays_revoked_until_its_policy_changes(
+    world: World,
+) -> None:
+    manifest = world.manifest(UNUSED_POLICY.format(limit="60d"))
+    assert world.ksefctl("apply", "-f", str(manifest), "--auto-approve").code == 0
+    stored = world.secret(NIP, "erp")["data"]
+    # Used once, ten days after it was made (the simulator's clock moves, ours is --now).
+    world.sim.advance_clock(10 * 86400)
+    world.sim.login_with_token(stored["token"], ("Nip", NIP))
+
+    fresh = world.ksefctl("plan", "-f", str(manifest), "--now", _days_on(69))
+    assert "No changes" in fresh.out, fresh  # 59 days unused: not yet
+    plan = world.ksefctl("plan", "-f", str(manifest), "--now", _days_on(84), "--detailed-exitcode")
+    assert plan.code == 2, plan
+    assert f"- revoke erp (unused 74 days) {stored['referenceNumber']}" in " ".join(
+        plan.out.split()
+    )
+
+    applied = world.ksefctl("apply", "-f", str(manifest), "--now", _days_on(84), "--auto-approve")
+    assert applied.code == 0, applied
+    assert _statuses(world)[stored["referenceNumber"]] in ("Revoking", "Revoked")
+    custom = _metadata(world, NIP, "erp")["custom_metadata"]
+    assert custom["deletedReason"] == "unused 74 days"
+
+    # The abandoned integration stays without access: no re-creation...
+    for days in (85, 400):
+        later = world.ksefctl(
+            "apply", "-f", str(manifest), "--now", _days_on(days), "--auto-approve"
+        )
+        assert later.code == 0, later
+        assert "stays revoked for disuse" in later.out
+        assert "created" not in later.out
+    assert not world.tokens(NIP)
+    status = world.ksefctl("status", "-f", str(manifest), "--json")
+    assert json.loads(status.out)["contexts"][0]["absent"] == ["erp"]
+
+    # ...until someone changes its definition.
+    relaxed = world.manifest(UNUSED_POLICY.format(limit="120d"))
+    plan = world.ksefctl("plan", "-f", str(relaxed), "--detailed-exitcode")
+    assert plan.code == 2 and "+ create erp" in " ".join(plan.out.split()), plan
+    assert world.ksefctl("apply", "-f", str(relaxed), "--auto-approve").code == 0
+    assert world.secret(NIP, "erp")["data"]["referenceNumber"] != stored["referenceNumber"]
