@@ -140,6 +140,8 @@ async def start_with_token(
         idempotent=False,  # the challenge is single use: a new login starts over
         ok=(202,),
         json=body,
+        # Unauthenticated: KSeF counts it with /auth/challenge against our IP, not the context.
+        per_ip=True,
     )
     return _pending(response, "POST /auth/ksef-token")
 
@@ -156,6 +158,7 @@ async def start_with_signature(
         ok=(202,),
         content=signed_document,
         headers={"Content-Type": "application/xml"},
+        per_ip=True,  # as for /auth/ksef-token
     )
     return _pending(response, "POST /auth/xades-signature")
 

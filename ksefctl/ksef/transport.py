@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import importlib.util
 import ipaddress
 import logging
 import random
@@ -21,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from ksefctl.ksef._aiohttp import AiohttpTransport
 from ksefctl.ksef.errors import (
     InsecureEndpoint,
     KsefError,
@@ -136,11 +136,15 @@ class Transport:
         headers = {"Accept": "application/json", "User-Agent": "ksefctl"}
         if problem_details:
             headers["X-Error-Format"] = "problem-details"
+        if transport is None:
+            # aiohttp's pool costs O(1) per request where httpcore's scans every connection.
+            transport = AiohttpTransport(
+                tls=tls, max_connections=max_connections, keepalive_expiry_s=30.0
+            )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             verify=tls,
             timeout=timeout,
-            http2=importlib.util.find_spec("h2") is not None,
             limits=httpx.Limits(
                 max_connections=max_connections,
                 max_keepalive_connections=max_connections,
@@ -181,14 +185,18 @@ class Transport:
         json: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        per_ip: bool = False,
     ) -> httpx.Response:
         """Send one call, honouring the limits; retry what is safe to retry.
 
         A non-idempotent call is repeated only after a 429 or a connection
         that never opened, both of which prove KSeF did not act on it.
+        ``per_ip`` calls are paced in the one bucket KSeF keeps per client IP
+        for requests it cannot yet attribute to a context, whatever ``context``
+        they are counted under here.
         """
         key = _context_key(context)
-        limiter = self.limiter(group, context)
+        limiter = self.limiter(group, None if per_ip else context)
         all_headers = dict(headers or {})
         if bearer is not None:
             all_headers["Authorization"] = f"Bearer {bearer.reveal()}"
