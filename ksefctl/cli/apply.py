@@ -11,6 +11,7 @@ from typing import Any
 
 from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
+from ksefctl.cli.plan import add_match_option, adopt_match
 from ksefctl.cli.progress import context_progress
 from ksefctl.errors import KsefctlError, UsageError
 from ksefctl.reconcile.engine import ApplyReport, Failure
@@ -38,6 +39,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--adopt", action="store_true", help="replace matching hand-made tokens with managed ones"
     )
+    add_match_option(parser)
     parser.add_argument(
         "--lock-timeout",
         type=float,
@@ -80,7 +82,7 @@ async def _run(args: argparse.Namespace) -> int:
         options = saved.options
     else:
         desired, scope = _common.load_run(args.files, args.nip, args.shard)
-        options = PlanOptions(adopt=args.adopt, prune=args.prune)
+        options = PlanOptions(adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args))
     async with observe_and_plan(args, options, lock=True, desired=desired, prune=scope) as outcome:
         plan = outcome.plan
         if saved is not None:

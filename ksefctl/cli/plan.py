@@ -10,6 +10,7 @@ from typing import Any
 
 from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
+from ksefctl.errors import UsageError
 from ksefctl.reconcile.model import PlanOptions
 from ksefctl.reconcile.planfile import save_plan
 from ksefctl.reconcile.render import render_json, render_text
@@ -35,7 +36,33 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--adopt", action="store_true", help="offer to adopt matching hand-made tokens"
     )
+    add_match_option(parser)
     parser.set_defaults(func=run)
+
+
+def add_match_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="NAME=TEXT",
+        help="with --adopt: the hand-made token whose description contains TEXT "
+        "(case-insensitive) becomes declared token NAME, whatever its permissions; repeatable",
+    )
+
+
+def adopt_match(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in args.match:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip() or len(text.strip()) < 3:
+            raise UsageError(
+                f"--match takes NAME=TEXT with at least 3 characters of text: {item!r}"
+            )
+        pairs.append((name.strip(), text.strip()))
+    if pairs and not args.adopt:
+        raise UsageError("--match only makes sense with --adopt")
+    return tuple(pairs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    options = PlanOptions(adopt=args.adopt, prune=args.prune)
+    options = PlanOptions(adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args))
     desired, scope = _common.load_run(args.files, args.nip, args.shard)
     async with observe_and_plan(args, options, lock=False, desired=desired, prune=scope) as outcome:
         plan, failures = outcome.plan, outcome.failures

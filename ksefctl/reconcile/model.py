@@ -140,6 +140,9 @@ class PlanOptions:
     prune: bool = False
     force_rotate: frozenset[tuple[str, ContextId, str]] = frozenset()  # (owner, context, token)
     no_overlap: bool = False
+    # adopt: declared token name -> substring of a hand-made token's description that
+    # marks it as that token's predecessor, whatever its permissions (``--match``).
+    adopt_match: tuple[tuple[str, str], ...] = ()
 
 
 ZERO = timedelta(0)

@@ -43,7 +43,8 @@ it again.  Without ``revokedPolicy`` (an older executor) it stays revoked while
 dormant: whatever wrote it made the token live again.
 
 Adoption (``adopt``): a declared token with no managed token at all takes the
-oldest Active hand-made token (no marker) with exactly its permissions →
+oldest Active hand-made token (no marker) with exactly its permissions (or,
+when ``adopt_match`` maps its name, whose description contains that text) →
 ADOPT, at most one per hand-made token per context.  The executor records the
 hand-made token as the new secret's ``adoptedFrom``; once the new token is
 Active and the overlap over, a later run revokes the hand-made one ("adoption
@@ -325,11 +326,18 @@ class _Builder:
     def _adoptable(self, token: DesiredToken, seen: ObservedContext) -> ObservedToken | None:
         # A hand-made token already being adopted by one of this owner's secrets is taken.
         taken = {s.adopted_from for s in seen.secrets.values() if s.adopted_from}
+        wanted = [text.casefold() for name, text in self.options.adopt_match if name == token.name]
         for t in _by_age(seen.tokens):
+            # A --match mapping names the predecessor by its description instead.
+            matches = (
+                any(text in t.description.casefold() for text in wanted)
+                if wanted
+                else t.permissions == token.permissions
+            )
             if (
                 t.marker is None
                 and t.status == "Active"
-                and t.permissions == token.permissions
+                and matches
                 and t.reference_number not in taken
                 and (seen.context, t.reference_number) not in self.adopted
             ):
