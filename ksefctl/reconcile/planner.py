@@ -210,7 +210,7 @@ class _Builder:
         for name, stale in sorted(managed.items()):
             if name not in declared:
                 secret = policy.secret_for(seen.context, name)
-                for old in stale:
+                for old in _revocable(stale):
                     self._revoke(seen, name, old, "no longer declared", secret=secret)
         if self.options.adopt:
             for t in _by_age(seen.tokens):
@@ -221,7 +221,7 @@ class _Builder:
     def prune(self, policy: Policy, seen: ObservedContext) -> None:
         for name, stale in sorted(self._managed(policy.owner, seen).items()):
             secret = policy.secret_for(seen.context, name)
-            for old in stale:
+            for old in _revocable(stale):
                 self._revoke(seen, name, old, "pruned", secret=secret)
 
     @staticmethod
@@ -239,6 +239,9 @@ class _Builder:
         held = None
         if secret is not None and secret.exists:
             held = next((t for t in mine if t.reference_number == secret.reference_number), None)
+        # KSeF cannot revoke a Failed token (it stays Failed) and it never works: only the
+        # held one matters (it gets replaced); revoking the others would repeat every run.
+        mine = [t for t in mine if t.status != "Failed" or t is held]
         forced = (token.owner, token.context, token.name) in self.options.force_rotate
         if held is None:
             self._unheld(token, mine, secret, seen, forced)
@@ -444,3 +447,8 @@ def _dormant(token: DesiredToken, secret: ObservedSecret | None) -> bool:
     if secret.revoked_policy is not None:
         return secret.revoked_policy == token_policy_digest(token)
     return token.revoke_if_unused_for is not None
+
+
+def _revocable(tokens: list[ObservedToken]) -> list[ObservedToken]:
+    """Tokens a revocation can still end: a Failed one never worked and stays Failed."""
+    return [t for t in tokens if t.status != "Failed"]
