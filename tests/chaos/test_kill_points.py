@@ -1,8 +1,8 @@
 """SIGKILL ``ksefctl apply`` at seeded moments; plain re-runs must always converge safely.
 
-Six owners with two contexts each, driven by three concurrent workers that alternate
-between their two owners: while one owner's killed run leaves its lease lock to expire
-(``--lock-ttl 2``), the other owner is disturbed, so little time is spent waiting.  Every kill run rotates all six tokens of its owner (``--now`` two days ahead
+Six owners with two contexts each, one concurrent worker per owner: after a kill, the
+owner's lease lock (``--lock-ttl 2``) expires while the other workers run, and the re-run
+simply waits for it, as a real re-run would.  Every kill run rotates all six tokens of its owner (``--now`` two days ahead
 makes them all due), so there is always work in flight to interrupt: logins, POST
 /tokens, the Vault write, waiting for Active, revoking the old token.
 """
@@ -26,7 +26,7 @@ from tests.chaos.harness import ChaosWorld, nips, record
 pytestmark = pytest.mark.chaos
 
 OWNERS = 6
-WORKERS = 3
+WORKERS = 6
 CONTEXTS_PER_OWNER = 2
 KILL_POINTS = 54
 
