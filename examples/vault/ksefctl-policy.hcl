@@ -2,6 +2,7 @@
 #   tokens:      KV v2 mount "secret", path template "ksef/{environment}/{nip}/{token}"
 #   login data:  "secret/ksef-admin/{nip}" (certificate + privateKey, or a KSeF token)
 #   owner locks: "secret/.ksefctl/locks/{owner}"
+#   sessions:    "secret/.ksefctl/sessions/{owner}/..." (cached KSeF refresh tokens)
 # Change "secret" and the folders if your manifest uses another mount or template.
 #
 #   vault policy write ksefctl examples/vault/ksefctl-policy.hcl
@@ -35,4 +36,15 @@ path "secret/data/.ksefctl/locks/*" {
 }
 path "secret/metadata/.ksefctl/locks/*" {
   capabilities = ["update"]
+}
+
+# Cached KSeF sessions: a refresh token per context (it lives at most 7 days)
+# so repeat runs skip the full login. Check-and-set writes, max_versions=1 set
+# on creation, and removal of every version by break-glass `ksefctl revoke`.
+# Leave these two out (or run with --no-session-cache) to log in fully every run.
+path "secret/data/.ksefctl/sessions/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/metadata/.ksefctl/sessions/*" {
+  capabilities = ["update", "delete"]
 }

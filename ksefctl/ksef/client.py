@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -158,6 +159,46 @@ class KsefClient:
             return await auth.start_with_signature(self._transport, context, signed)
 
         return await self._login(context, start)
+
+    async def resume_session(
+        self,
+        context_type: str,
+        context_value: str,
+        reference_number: str,
+        refresh_token: Secret,
+        refresh_valid_until: datetime,
+    ) -> Session:
+        """Take up a session a previous run kept: one ``POST /auth/token/refresh``.
+
+        KSeF counts the refresh against the context, not against the per-IP
+        bucket the unauthenticated login calls share, so resuming skips the
+        login floor as well as four requests.  Raises :class:`KsefError`
+        (usually :class:`NotAuthenticated` or a 400 21301) when KSeF no longer
+        honours the refresh token; the caller then logs in afresh.
+        """
+        context = _context(context_type, context_value)
+        access = await auth.refresh(self._transport, context, refresh_token)
+        # KSeF's clock, as the refresh answer showed it, measures what is left.
+        server_now = access.valid_until - timedelta(seconds=access.lifetime_s)
+        refresh = auth.IssuedToken(
+            refresh_token,
+            refresh_valid_until,
+            max(0.0, (refresh_valid_until - server_now).total_seconds()),
+            access.received_at,
+        )
+        session = Session(
+            self._transport,
+            context,
+            reference_number,
+            access,
+            refresh,
+            refresh_margin_s=self._refresh_margin_s,
+            ambiguity_recheck_s=self._ambiguity_recheck_s,
+        )
+        log.debug("resumed the session of %s (auth %s)", context, reference_number)
+        if self._learn_rate_limits:
+            await session.learn_rate_limits()
+        return session
 
     async def _login(
         self, context: ContextId, start: Callable[[], Awaitable[PendingAuth]]

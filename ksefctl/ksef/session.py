@@ -18,10 +18,12 @@ from ksefctl.ksef.errors import (
     AmbiguousTokenCreation,
     KsefError,
     NotAuthenticated,
+    NotFound,
     ServerError,
     TokenStatusTimeout,
     TransportError,
     UnexpectedResponse,
+    ValidationFailed,
 )
 from ksefctl.ksef.limits import OTHER, WindowLimits
 from ksefctl.ksef.models import Fields, GeneratedToken, TokenInfo
@@ -70,6 +72,11 @@ class Session:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def refresh_grant(self) -> IssuedToken:
+        """The refresh token and its end: what a session cache keeps to resume this session."""
+        return self._refresh
 
     async def __aenter__(self) -> Session:
         return self
@@ -333,6 +340,19 @@ class Session:
             delay = min(delay * 1.5, 2.0)
 
     # -- ending ----------------------------------------------------------------
+
+    async def end_session(self, reference_number: str) -> bool:
+        """End another session of this context (``DELETE /auth/sessions/{ref}``).
+
+        Its refresh token dies at once.  Returns False when KSeF no longer
+        knows an active session by that reference (already ended or expired).
+        """
+        path = f"/auth/sessions/{quote(reference_number, safe='')}"
+        try:
+            await self._call("DELETE", path, idempotent=True, ok=(204,))
+        except (NotFound, ValidationFailed):
+            return False
+        return True
 
     async def close(self) -> None:
         """End the session on KSeF's side (its refresh token dies). Idempotent.

@@ -11,6 +11,17 @@ A no-op run is observation only: login (challenge, signature, status, redeem),
 one token list, the end of the session.  The context's rate limits are asked
 for only before its first write, where pacing matters.
 
+Sessions are cached in Vault (``ksefctl.vault.sessions``) unless
+``RunSettings.session_cache`` says "off": a run resumes a context's session
+with one refresh instead of logging in (a no-op ``plan`` is then a refresh
+and one token list), leaves it open for the next run, and writes the refresh
+token of every fresh login back.  A cached session that KSeF refuses (ended,
+expired, its KSeF token revoked) falls back to a full login; one that no
+longer fits (other credentials or KSeF, near its end) is ended by the run
+that replaces it.  ``"end"`` (break-glass ``revoke``) logs in afresh and
+ends and forgets every cached session of the contexts it touched.  Without
+the cache every session is ended when the run closes.
+
 With :class:`PruneScope` the engine also finds, through the owner's secrets in
 Vault, contexts that have left the manifest, logs into them with the owner's
 ``spec.auth`` and observes them with nothing declared; the planner's prune rule
@@ -24,10 +35,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ksefctl.errors import KsefctlError
-from ksefctl.ksef import KsefClient, Session
+from ksefctl.ksef import KsefClient, KsefError, Session, TransportError
 from ksefctl.ksef.xades import SigningIdentity, load_identity, load_pkcs12
 from ksefctl.manifest.identifiers import internal_id_problem, nip_problem
 from ksefctl.manifest.model import AuthSpec, ContextId, Desired, DesiredContext, Policy, SecretRef
@@ -45,10 +56,19 @@ from ksefctl.reconcile.model import (
 from ksefctl.reconcile.observe import observe_context
 from ksefctl.secret import Secret
 from ksefctl.vault import VaultStore
+from ksefctl.vault.sessions import (
+    CachedSession,
+    CacheEntry,
+    SessionCache,
+    credentials_fingerprint,
+)
 
 log = logging.getLogger("ksefctl.engine")
 
 Key = tuple[str, ContextId]  # (owner, context)
+# "use": resume and keep sessions; "off": neither read nor write the cache;
+# "end": log in afresh, then end and forget the cached sessions (break-glass).
+SessionCacheMode = Literal["use", "off", "end"]
 T = TypeVar("T")
 
 
@@ -90,6 +110,10 @@ class RunSettings:
     on_context_done: Callable[[Key, bool], None] | None = None
     # httpx event hooks for every KSeF request (tests check them against the contract).
     event_hooks: dict[str, list[Callable[..., Any]]] | None = None
+    session_cache: SessionCacheMode = "use"
+    # A cached session must outlive the run that resumes it; one nearer its end
+    # is replaced by a full login (real KSeF refresh tokens live up to 7 days).
+    session_min_life_s: float = 3600.0
 
 
 @dataclass
@@ -131,6 +155,9 @@ class Engine:
             (p.owner, c.context): (p, c) for p in desired.policies for c in p.contexts
         }
         self._observed: dict[Key, ObservedContext] = {}
+        self._cache = SessionCache(store) if settings.session_cache != "off" else None
+        self._cache_entries: dict[Key, tuple[SecretRef, CacheEntry]] = {}
+        self._kept: set[Key] = set()  # sessions left open for the next run
 
     async def __aenter__(self) -> Engine:
         return self
@@ -181,8 +208,9 @@ class Engine:
             values["certificate"].reveal(), values["privateKey"].reveal(), secret_password
         )
 
-    async def _login(self, policy: Policy, context: DesiredContext) -> Session:
-        credentials = await self._credentials(context.auth)
+    async def _full_login(
+        self, context: DesiredContext, credentials: SigningIdentity | Secret
+    ) -> Session:
         client = self._client(context.base_url)
         if isinstance(credentials, Secret):
             return await client.login_with_token(
@@ -195,8 +223,99 @@ class Engine:
             context.auth.subject_identifier_type,
         )
 
+    async def _login(self, policy: Policy, context: DesiredContext) -> Session:
+        cache = self._cache
+        if cache is None:
+            return await self._full_login(context, await self._credentials(context.auth))
+        key = (policy.owner, context.context)
+        ref = cache.ref(policy.vault_mount, policy.owner, policy.environment, context.context)
+        credentials, entry = await asyncio.gather(self._credentials(context.auth), cache.read(ref))
+        self._cache_entries[key] = (ref, entry)
+        client = self._client(context.base_url)
+        fingerprint = _fingerprint(credentials, context.auth)
+        cached = entry.session
+        resume = self.settings.session_cache == "use"
+        if resume and cached is not None and self._resumable(cached, client.base_url, fingerprint):
+            try:
+                session = await client.resume_session(
+                    context.context.type,
+                    context.context.value,
+                    cached.reference_number,
+                    cached.refresh_token,
+                    cached.refresh_valid_until,
+                )
+            except KsefError as error:
+                log.info("cached KSeF session of %s not resumed: %s", context.context, error)
+                if not isinstance(error, TransportError):
+                    cached = None  # KSeF refused it: that session is over
+            else:
+                self._kept.add(key)
+                return session
+        session = await self._full_login(context, credentials)
+        if self.settings.session_cache != "use":
+            return session
+        grant = session.refresh_grant
+        record = CachedSession(
+            reference_number=session.reference_number,
+            refresh_token=grant.token,
+            refresh_valid_until=grant.valid_until,
+            base_url=client.base_url,
+            credentials=fingerprint,
+        )
+        try:
+            if await cache.write(ref, policy.owner, record, cas=entry.version):
+                self._kept.add(key)
+        except KsefctlError as error:
+            log.warning("could not cache the KSeF session of %s: %s", context.context, error)
+        if cached is not None and cached.base_url == client.base_url:
+            # Still alive but unfit (other credentials, near its end): nobody will resume it.
+            await _end_quietly(session, cached.reference_number)
+        return session
+
+    def _resumable(self, cached: CachedSession, base_url: str, fingerprint: str) -> bool:
+        left = (cached.refresh_valid_until - datetime.now(UTC)).total_seconds()
+        return (
+            cached.base_url == base_url
+            and cached.credentials == fingerprint
+            and left > self.settings.session_min_life_s
+        )
+
+    async def _end_cached(self, key: Key) -> None:
+        """Break-glass: end the context's cached session on KSeF and remove it from Vault."""
+        assert self._cache is not None
+        ref, entry = self._cache_entries[key]
+        cached = entry.session
+        if cached is not None:
+            session = self._sessions.get(key)
+            if session is not None:
+                if cached.reference_number != session.reference_number:
+                    await _end_quietly(session, cached.reference_number)
+            else:
+                # Our own login failed; the cached refresh token can still end its session.
+                try:
+                    resumed = await self._client(cached.base_url).resume_session(
+                        key[1].type,
+                        key[1].value,
+                        cached.reference_number,
+                        cached.refresh_token,
+                        cached.refresh_valid_until,
+                    )
+                    await resumed.close()
+                except KsefError as error:
+                    log.info("cached KSeF session of %s not resumed to end it: %s", key[1], error)
+        if entry.version:
+            try:
+                await self._cache.forget(ref)
+            except KsefctlError as error:
+                log.warning("could not remove the cached KSeF session %s: %s", ref, error)
+
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
+        if self.settings.session_cache == "end":
+            await asyncio.gather(
+                *(self._end_cached(key) for key in self._cache_entries), return_exceptions=True
+            )
+        sessions = [s for k, s in self._sessions.items() if k not in self._kept]
+        self._sessions = {}
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         clients, self._clients = list(self._clients.values()), {}
         await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
@@ -348,6 +467,25 @@ class _Staged(KsefctlError):
     def __init__(self, stage: str, error: KsefctlError) -> None:
         super().__init__(str(error))
         self.stage = stage
+
+
+def _fingerprint(credentials: SigningIdentity | Secret, auth: AuthSpec) -> str:
+    # Who logs in decides what a session may do: a session opened with other
+    # credentials (or identifying the signer otherwise) is not resumed.
+    if isinstance(credentials, Secret):
+        return credentials_fingerprint(f"ksefToken:{credentials.reveal()}")
+    return credentials_fingerprint(
+        f"certificate:{credentials.fingerprint}:{auth.subject_identifier_type}"
+    )
+
+
+async def _end_quietly(session: Session, reference_number: str) -> None:
+    try:
+        await session.end_session(reference_number)
+    except KsefError as error:
+        log.info(
+            "could not end KSeF session %s of %s: %s", reference_number, session.context, error
+        )
 
 
 def _with_contexts(policy: Policy, contexts: Sequence[DesiredContext]) -> Policy:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import hvac
 import hvac.exceptions
 import pytest
 
-from ksefctl.manifest.model import SecretRef
+from ksefctl.manifest.model import ContextId, SecretRef
 from ksefctl.openbao import DevServer
 from ksefctl.secret import Secret
 from ksefctl.vault import VaultConfig, VaultPermissionDenied, VaultStore
+from ksefctl.vault.sessions import CachedSession, SessionCache
 from tests.conftest import REPO
 from tests.vault.conftest import TOKEN_VALUE, write
 
@@ -84,6 +86,26 @@ async def test_ksefctl_policy_allows_the_full_cycle_and_consumers_only_read(
                 await consumer.soft_delete(ref, "not mine")
             with pytest.raises(VaultPermissionDenied):
                 await consumer.read_credentials(admin)
+
+        # Cached KSeF sessions: written, read and forgotten by ksefctl, invisible to consumers.
+        cache = SessionCache(store)
+        session_ref = cache.ref(MOUNT, owner, "test", ContextId("Nip", "5265877635"))
+        record = CachedSession(
+            "20251010-AU-1",
+            Secret("refresh-jwt"),
+            datetime.now(UTC).replace(microsecond=0) + timedelta(days=7),
+            "https://api-test.ksef.mf.gov.pl/v2",
+            "fp",
+        )
+        assert await cache.write(session_ref, owner, record, cas=0)
+        assert (await cache.read(session_ref)).session == record
+        assert await cache.write(session_ref, owner, record, cas=1)
+        async with store_with(server_root, policies.consumer_policy) as consumer:
+            with pytest.raises(VaultPermissionDenied):
+                await consumer.read_credentials(session_ref, required=["refreshToken"])
+        await cache.forget(session_ref)
+        assert (await cache.read(session_ref)).version == 0
+        assert cache.available
 
         assert await store.soft_delete(ref, "pruned", expected_version=2)
         assert not (await store.read_token_state(ref)).exists
