@@ -63,6 +63,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--now",
         help=argparse.SUPPRESS,  # plan as of another moment (RFC 3339); for what-if runs and tests
     )
+    parser.add_argument(
+        "--no-session-cache",
+        action="store_true",
+        help="log into every context afresh and end each session at the end of the run, "
+        "instead of resuming sessions kept in Vault (env KSEFCTL_SESSION_CACHE=off)",
+    )
     parser.add_argument("--no-color", action="store_true", help="never colour the output")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log requests (-v) and details (-vv)"
@@ -117,7 +123,14 @@ def run_settings(
     parallelism = args.parallelism or int(os.environ.get("KSEFCTL_PARALLELISM", "64"))
     if parallelism < 1:
         raise UsageError("--parallelism must be at least 1")
+    cache_off = getattr(args, "no_session_cache", False) or os.environ.get(
+        "KSEFCTL_SESSION_CACHE", ""
+    ).strip().lower() in ("0", "off", "false", "no")
     return RunSettings(
+        # Break-glass revoke ends cached sessions whatever the switch says: they may have leaked.
+        session_cache="end"
+        if getattr(args, "end_cached_sessions", False)
+        else ("off" if cache_off else "use"),
         parallelism=parallelism,
         activation_timeout_s=args.activation_timeout,
         ca_bundle=args.ca_bundle,

@@ -55,7 +55,8 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
-    parser.set_defaults(func=run, shard=None)
+    # A leak may include the sessions ksefctl keeps in Vault: end and forget them too.
+    parser.set_defaults(func=run, shard=None, end_cached_sessions=True)
 
 
 def run(args: argparse.Namespace) -> int:
