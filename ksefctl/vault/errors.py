@@ -137,3 +137,10 @@ def mapped_errors(
     except hvac.exceptions.VaultError as error:
         kind = VaultLoginFailed if login else VaultError
         raise kind(f"Vault failed {operation} on {path} ({_reason(error)})") from None
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+        # Not Vault's API at all (an HTML portal, a proxy's page, a list where a map was
+        # due): say so in one line instead of crashing on the shape.
+        raise VaultError(
+            f"unexpected answer from Vault at {where} to {operation} {path} "
+            f"({type(error).__name__}); is VAULT_ADDR a Vault server?"
+        ) from None
