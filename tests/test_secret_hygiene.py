@@ -82,7 +82,10 @@ def test_no_secret_in_output_logs_errors_files_or_reprs(
             )
             for version in metadata["data"]["versions"]:
                 data = vault.secrets.kv.v2.read_secret_version(
-                    path=f"ksef/sim/{nip}/{name}", mount_point=bao.mount, version=int(version)
+                    path=f"ksef/sim/{nip}/{name}",
+                    mount_point=bao.mount,
+                    version=int(version),
+                    raise_on_deleted_version=True,
                 )["data"]["data"]
                 secrets.append(data["token"])
     assert len(signed) >= 10 and len(secrets) >= 20
