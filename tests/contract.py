@@ -179,47 +179,39 @@ class ContractChecker:
             self._validate(pointer, instance, what)
 
     # -- httpx integration ------------------------------------------------------
+    def _on_request(self, request: httpx.Request) -> None:
+        self.check_request(
+            request.method,
+            str(request.url),
+            request.content if _has_body(request) else None,
+            request.headers.get("content-type"),
+        )
+
+    def _on_response(self, response: httpx.Response) -> None:
+        self.check_response(
+            response.request.method,
+            str(response.request.url),
+            response.status_code,
+            response.headers,
+            response.content,
+        )
+
     def async_hooks(self) -> dict[str, list[Callable[[Any], Awaitable[None]]]]:
         async def on_request(request: httpx.Request) -> None:
-            self.check_request(
-                request.method,
-                str(request.url),
-                request.content if _has_body(request) else None,
-                request.headers.get("content-type"),
-            )
+            self._on_request(request)
 
         async def on_response(response: httpx.Response) -> None:
             await response.aread()
-            self.check_response(
-                response.request.method,
-                str(response.request.url),
-                response.status_code,
-                response.headers,
-                response.content,
-            )
+            self._on_response(response)
 
         return {"request": [on_request], "response": [on_response]}
 
     def sync_hooks(self) -> dict[str, list[Callable[[Any], None]]]:
-        def on_request(request: httpx.Request) -> None:
-            self.check_request(
-                request.method,
-                str(request.url),
-                request.content if _has_body(request) else None,
-                request.headers.get("content-type"),
-            )
-
         def on_response(response: httpx.Response) -> None:
             response.read()
-            self.check_response(
-                response.request.method,
-                str(response.request.url),
-                response.status_code,
-                response.headers,
-                response.content,
-            )
+            self._on_response(response)
 
-        return {"request": [on_request], "response": [on_response]}
+        return {"request": [self._on_request], "response": [on_response]}
 
     def assert_clean(self) -> None:
         assert not self.violations, "contract violations:\n" + "\n".join(self.violations)

@@ -18,7 +18,12 @@ from ksefctl.reconcile.engine import Key, PruneScope, RunSettings
 from ksefctl.reconcile.selection import Shard, select, selector
 
 
-def add_manifest_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+def add_manifest_options(
+    parser: argparse.ArgumentParser,
+    required: bool = True,
+    help: str = "manifest file, directory (every *.yaml/*.yml) or - for stdin; repeatable",
+) -> None:
+    """``-f`` as every manifest-reading command takes it: repeatable, several paths each."""
     parser.add_argument(
         "-f",
         "--filename",
@@ -28,7 +33,7 @@ def add_manifest_options(parser: argparse.ArgumentParser, required: bool = True)
         default=[],
         metavar="F",
         required=required,
-        help="manifest file, directory (every *.yaml/*.yml) or - for stdin; repeatable",
+        help=help,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ksefctl import sandbox
+from ksefctl.cli._common import add_manifest_options
 from ksefctl.errors import UsageError
 from ksefctl.manifest import load_manifests
 
@@ -39,14 +40,9 @@ def register(sub: Any) -> None:
     up = actions.add_parser(
         "up", help="start (or reuse) the sandbox, seed certificates, print export lines"
     )
-    up.add_argument(
-        "-f",
-        "--filename",
-        dest="files",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="F",
+    add_manifest_options(
+        up,
+        required=False,
         help=f"manifests whose contexts get owner certificates (default {QUICKSTART})",
     )
     up.add_argument(

@@ -6,22 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from ksefctl.cli._common import add_manifest_options
 from ksefctl.manifest.errors import ManifestErrors
 from ksefctl.manifest.load import load_manifests
-
-
-def add_file_option(parser: argparse.ArgumentParser) -> None:
-    """``-f`` as every manifest-reading command takes it: repeatable, several paths each."""
-    parser.add_argument(
-        "-f",
-        "--filename",
-        dest="files",
-        metavar="PATH",
-        nargs="+",
-        action="extend",
-        required=True,
-        help="manifest file, directory (its *.yaml and *.yml) or - for stdin; repeatable",
-    )
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +17,7 @@ def register(subparsers: Any) -> None:
         help="check manifests offline (schema and semantics)",
         description="Check manifests against the schema and the semantic rules; contacts nothing.",
     )
-    add_file_option(parser)
+    add_manifest_options(parser)
     parser.set_defaults(func=run)
 
 
