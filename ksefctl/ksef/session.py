@@ -65,6 +65,11 @@ class Session:
         self._ambiguity_recheck_s = ambiguity_recheck_s
         self._refresh_lock = asyncio.Lock()
         self._closed = False
+        # Status polling shared by concurrent wait_for_status calls.
+        self._watched: dict[str, int] = {}  # reference number → waiters
+        self._poll_delay = 0.1
+        self._poller: asyncio.Task[None] | None = None
+        self._tick: asyncio.Future[dict[str, TokenInfo]] | None = None
 
     def __repr__(self) -> str:
         return f"Session({self.context}, auth {self.reference_number})"
@@ -318,26 +323,78 @@ class Session:
 
         Raises :class:`TokenStatusTimeout` at the deadline, or at once when
         the token lands in a final status that is not awaited (e.g. Failed).
+        Concurrent waits in one session share their polls (see
+        :meth:`_poll_statuses`): the ``/tokens`` budget of 30 requests a
+        minute is spent once per tick, not once per token.
         """
         deadline = time.monotonic() + deadline_s
-        delay = 0.1
-        while True:
-            info = await self.get_token(reference_number)
-            if info.status in statuses:
-                return info
-            if info.status in FINAL_STATUSES:
-                details = f": {'; '.join(info.status_details)}" if info.status_details else ""
-                raise TokenStatusTimeout(
-                    f"token {reference_number} in {self.context} ended {info.status}{details}, "
-                    f"not {'/'.join(sorted(statuses))}"
-                )
-            if time.monotonic() + delay > deadline:
-                raise TokenStatusTimeout(
-                    f"token {reference_number} in {self.context} still {info.status} "
-                    f"after {deadline_s:g} s (waiting for {'/'.join(sorted(statuses))})"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
+        if self._tick is None:
+            self._tick = asyncio.get_running_loop().create_future()
+        self._watched[reference_number] = self._watched.get(reference_number, 0) + 1
+        self._poll_delay = 0.1  # a new waiter wants a quick first answer
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll_statuses())
+        last: str | None = None
+        try:
+            while True:
+                tick = self._tick
+                assert tick is not None
+                try:
+                    infos = await asyncio.wait_for(
+                        asyncio.shield(tick), max(0.0, deadline - time.monotonic())
+                    )
+                except TimeoutError:
+                    raise TokenStatusTimeout(
+                        f"token {reference_number} in {self.context} still {last or 'unseen'} "
+                        f"after {deadline_s:g} s (waiting for {'/'.join(sorted(statuses))})"
+                    ) from None
+                info = infos.get(reference_number)
+                if info is None:
+                    continue  # joined after this tick's request was sent
+                last = info.status
+                if info.status in statuses:
+                    return info
+                if info.status in FINAL_STATUSES:
+                    details = f": {'; '.join(info.status_details)}" if info.status_details else ""
+                    raise TokenStatusTimeout(
+                        f"token {reference_number} in {self.context} ended {info.status}"
+                        f"{details}, not {'/'.join(sorted(statuses))}"
+                    )
+        finally:
+            left = self._watched[reference_number] - 1
+            if left:
+                self._watched[reference_number] = left
+            else:
+                del self._watched[reference_number]
+
+    async def _poll_statuses(self) -> None:
+        """One request per tick for every token awaited in this session, backing off to 2 s."""
+        loop = asyncio.get_running_loop()
+        while self._watched:
+            await asyncio.sleep(self._poll_delay)
+            self._poll_delay = min(self._poll_delay * 1.5, 2.0)
+            if not self._watched or self._tick is None:
+                return  # every waiter left while we slept
+            wanted = set(self._watched)
+            tick, self._tick = self._tick, loop.create_future()
+            try:
+                infos = await self._statuses(wanted)
+            except Exception as error:  # handed to every waiter, who raises it
+                tick.set_exception(error)
+                tick.exception()  # retrieved: no "never retrieved" warning if all left
+            else:
+                tick.set_result(infos)
+
+    async def _statuses(self, references: set[str]) -> dict[str, TokenInfo]:
+        if len(references) == 1:
+            (only,) = references
+            return {only: await self.get_token(only)}
+        listed = await self.list_tokens(statuses=("Pending", "Active", "Revoking", "Failed"))
+        infos = {t.reference_number: t for t in listed if t.reference_number in references}
+        # Not listed any more: Revoked (rare while waiting), so ask for each.
+        for reference in references - infos.keys():
+            infos[reference] = await self.get_token(reference)
+        return infos
 
     # -- ending ----------------------------------------------------------------
 

@@ -70,17 +70,42 @@ class ContextExecutor:
         self.settings = settings
 
     async def run(self, changes: Sequence[Change], notes: Sequence[Note] = ()) -> list[Outcome]:
-        outcomes: list[Outcome] = []
+        """Creations (and waits for Pending tokens) at once, then the revocations at once.
+
+        A context's tokens are independent, so their create → store → wait →
+        revoke-predecessor chains run concurrently: the activation waits
+        overlap instead of adding up, and the session's rate limiter keeps the
+        burst inside the context's /tokens limits.  Changes that touch the same
+        Vault path stay in plan order, so each check-and-set and metadata merge
+        sees what the previous one left.
+        """
+        creating = [change for change in changes if change.action.creates_token]
+        waiting = [note for note in notes if note.kind is NoteKind.WAITING]
+        created, waited = await asyncio.gather(
+            self._by_path(creating, self._create),
+            asyncio.gather(*(self._wait_pending(note) for note in waiting)),
+        )
+        # Only after every successor is stored and Active: SPEC principle 4.
+        revoking = [change for change in changes if change.action is Action.REVOKE]
+        revoked = await self._by_path(revoking, self._revoke)
+        return [*created, *waited, *revoked]
+
+    async def _by_path(
+        self, changes: Sequence[Change], step: Callable[[Change], Awaitable[Outcome]]
+    ) -> list[Outcome]:
+        """Run ``step`` on every change, concurrently across Vault paths; outcomes in plan order."""
+        groups: dict[SecretRef | str | None, list[Change]] = {}
         for change in changes:
-            if change.action.creates_token:
-                outcomes.append(await self._guard(change, self._create))
-        for note in notes:
-            if note.kind is NoteKind.WAITING:
-                outcomes.append(await self._wait_pending(note))
-        for change in changes:
-            if change.action is Action.REVOKE:
-                outcomes.append(await self._guard(change, self._revoke))
-        return outcomes
+            # A change without a secret still belongs with its token name.
+            groups.setdefault(change.secret or change.token, []).append(change)
+        outcomes: dict[int, Outcome] = {}
+
+        async def in_order(group: list[Change]) -> None:
+            for change in group:
+                outcomes[id(change)] = await self._guard(change, step)
+
+        await asyncio.gather(*(in_order(group) for group in groups.values()))
+        return [outcomes[id(change)] for change in changes]
 
     async def _guard(self, change: Change, step: Callable[[Change], Awaitable[Outcome]]) -> Outcome:
         try:
