@@ -17,6 +17,11 @@ import ssl
 
 import aiohttp
 import httpx
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
+
+# (proxy, proxy auth) for requests to one origin; None: connect directly.
+Proxy = tuple[URL, aiohttp.BasicAuth | None] | None
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -31,6 +36,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._max_connections = max_connections
         self._keepalive_expiry_s = keepalive_expiry_s
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str, int | None], Proxy] = {}
+
+    def _proxy(self, url: httpx.URL) -> Proxy:
+        # HTTPS_PROXY / NO_PROXY are honoured as httpx would, but looked up once
+        # per origin: aiohttp's trust_env looks them up (and reads ~/.netrc) in
+        # a thread for every request, which cost more CPU than the request.
+        origin = (url.scheme, url.host, url.port)
+        if origin not in self._proxies:
+            try:
+                self._proxies[origin] = get_env_proxy_for_url(URL(str(url)))
+            except LookupError:
+                self._proxies[origin] = None
+        return self._proxies[origin]
 
     def _client(self) -> aiohttp.ClientSession:
         # Created lazily: aiohttp needs a running event loop.
@@ -47,7 +65,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 # httpx already set every header it wants; add none of aiohttp's own.
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
                 auto_decompress=True,
-                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as httpx would honour them
+                # Proxies come from _proxy(); never credentials from ~/.netrc
+                # (with our Authorization header aiohttp would refuse them anyway).
+                trust_env=False,
                 timeout=aiohttp.ClientTimeout(total=None),
             )
         return self._session
@@ -60,6 +80,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             sock_read=timeouts.get("read"),
         )
         body = await request.aread()
+        proxy = self._proxy(request.url)
         try:
             async with self._client().request(
                 request.method,
@@ -69,6 +90,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=timeout,
                 compress=None,
+                proxy=proxy[0] if proxy else None,
+                proxy_auth=proxy[1] if proxy else None,
             ) as answer:
                 content = await answer.read()
                 headers = [(k, v) for k, v in answer.raw_headers]
