@@ -33,7 +33,14 @@ from ksefctl.ksef import Session
 from ksefctl.ksef.errors import AmbiguousTokenCreation, PermissionDenied
 from ksefctl.manifest import marker
 from ksefctl.manifest.model import Marker, SecretRef
-from ksefctl.reconcile.model import Action, Change, Note, NoteKind, ObservedContext
+from ksefctl.reconcile.model import (
+    Action,
+    Change,
+    Note,
+    NoteKind,
+    ObservedContext,
+    ObservedSecret,
+)
 from ksefctl.vault import PartialWrite, VaultStore
 
 log = logging.getLogger("ksefctl.executor")
@@ -129,8 +136,9 @@ class ContextExecutor:
             raise
         state = self.observed.secrets.get(change.token)
         cas = state.version if state else 0
+        written = cas + 1
         try:
-            await self.store.write_token(
+            written = await self.store.write_token(
                 change.secret,
                 token=generated.token,
                 reference_number=generated.reference_number,
@@ -150,6 +158,7 @@ class ContextExecutor:
         except PartialWrite as error:
             # The value is in Vault; only its bookkeeping is missing. Keep the token.
             log.warning("%s/%s: %s", change.context, change.token, error)
+            written = error.version
         except KsefctlError as error:
             # Principle 3: a token whose secret cannot be stored is revoked at once.
             await self._revoke_quietly(generated.reference_number)
@@ -163,10 +172,11 @@ class ContextExecutor:
             reference, {"Active", "Failed"}, self.settings.activation_timeout_s
         )
         if info.status != "Active":
+            restored = await self._restore_predecessor(change, state, written)
             return Outcome(
                 change,
                 False,
-                f"token {reference} ended {info.status}; the next apply replaces it",
+                f"token {reference} ended {info.status}; {restored}the next apply replaces it",
                 reference,
             )
         await self.store.update_metadata(
@@ -175,6 +185,43 @@ class ContextExecutor:
         if change.reference_number and change.keep_until is None:
             await self.session.revoke_token(change.reference_number)
         return Outcome(change, True, _done(change), reference)
+
+    async def _restore_predecessor(
+        self, change: Change, state: ObservedSecret | None, written: int
+    ) -> str:
+        """Put the still-Active predecessor back as the current secret after a Failed successor.
+
+        Consumers read the current version; without this they would be handed
+        a token that can never log in until the next run replaces it.
+        """
+        predecessor_active = any(
+            t.reference_number == change.reference_number and t.status == "Active"
+            for t in self.observed.tokens
+        )
+        held = (
+            predecessor_active
+            and state is not None
+            and state.exists
+            and state.reference_number == change.reference_number
+        )
+        if not held or change.secret is None or state is None:
+            return ""
+        try:
+            await self.store.restore_version(
+                change.secret,
+                state.version,
+                cas=written,
+                reason=f"successor {change.action.name.lower()} failed",
+            )
+        except KsefctlError as error:
+            log.warning(
+                "%s/%s: could not restore the previous secret: %s",
+                change.context,
+                change.token,
+                error,
+            )
+            return ""
+        return f"Vault holds {change.reference_number} again; "
 
     async def _wait_pending(self, note: Note) -> Outcome:
         try:

@@ -405,6 +405,33 @@ class VaultStore:
             raise PartialWrite(ref, version, error) from None
         return version
 
+    async def restore_version(self, ref: SecretRef, version: int, *, cas: int, reason: str) -> int:
+        """Make an older version current again (a KV v2 rollback), with check-and-set ``cas``.
+
+        The old data is written as a new version, so history keeps every step
+        and consumers reading the current secret get the old token back.
+        """
+
+        def restore() -> int:
+            old = self._client.secrets.kv.v2.read_secret_version(
+                ref.path, version=version, mount_point=ref.mount, raise_on_deleted_version=True
+            )
+            data = dict(old["data"]["data"] or {})
+            written = self._write_data(ref.mount, ref.path, data, cas)
+            custom = dict(written.get("custom_metadata") or {})
+            custom.update(
+                {
+                    "referenceNumber": str(data.get("referenceNumber", "")),
+                    "createdAt": str(data.get("createdAt", "")),
+                    "restoredFrom": str(version),
+                    "restoredReason": reason[:512],
+                }
+            )
+            self._write_custom_metadata(ref.mount, ref.path, custom)
+            return int(written["version"])
+
+        return await self._call("restore", str(ref), restore)
+
     async def update_metadata(self, ref: SecretRef, custom_metadata: Mapping[str, str]) -> None:
         """Merge ``custom_metadata`` into the path's map (KV v2 itself would replace it)."""
 

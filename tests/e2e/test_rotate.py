@@ -115,3 +115,31 @@ def test_rotate_refuses_unknown_names_and_unconfirmed_runs(
     assert refused.code == 1
     assert "refusing to apply without confirmation" in refused.err
     assert set(_statuses(world).values()) == {"Active"}
+
+
+def test_a_rotation_whose_new_token_fails_puts_the_old_token_back_in_vault(world: World) -> None:
+    manifest = world.manifest(MANIFEST)
+    assert world.ksefctl("apply", "-f", str(manifest), "--auto-approve").code == 0
+    old_erp = _held(world, "erp")
+    old_value = world.secret(NIP, "erp")["data"]["token"]
+
+    world.sim.set_faults(failed_activation_rate=1.0)
+    result = world.ksefctl("rotate", "-f", str(manifest), "--token", "erp", "--no-overlap", "--yes")
+    assert result.code == 1, result
+    assert "ended Failed" in result.err and f"Vault holds {old_erp} again" in result.err
+
+    # Consumers reading the current secret still get a token that logs in.
+    current = world.secret(NIP, "erp")
+    assert current["data"]["referenceNumber"] == old_erp
+    assert current["metadata"]["version"] == 3  # original, failed successor, restored
+    assert _statuses(world)[old_erp] == "Active"
+    world.sim.login_with_token(current["data"]["token"], ("Nip", NIP))
+    assert current["data"]["token"] == old_value
+
+    # Once KSeF activates tokens again, a plain rotation converges.
+    world.sim.set_faults(failed_activation_rate=0.0)
+    again = world.ksefctl("rotate", "-f", str(manifest), "--token", "erp", "--no-overlap", "--yes")
+    assert again.code == 0, again
+    assert _held(world, "erp") != old_erp
+    settled = world.ksefctl("plan", "-f", str(manifest), "--detailed-exitcode")
+    assert settled.code == 0, settled
