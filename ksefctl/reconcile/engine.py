@@ -150,6 +150,7 @@ class Engine:
         self._clients: dict[str, KsefClient] = {}
         self._sessions: dict[Key, Session] = {}
         self._identities: dict[SecretRef, asyncio.Task[SigningIdentity | Secret]] = {}
+        self._identity_uses: dict[SecretRef, int] = {}  # logins still to come, per credential
         self._semaphore = asyncio.Semaphore(max(1, settings.parallelism))
         self._contexts: dict[Key, tuple[Policy, DesiredContext]] = {
             (p.owner, c.context): (p, c) for p in desired.policies for c in p.contexts
@@ -186,7 +187,15 @@ class Engine:
         if task is None:
             task = asyncio.ensure_future(self._load_credentials(auth))
             self._identities[auth.secret] = task
-        return await task
+        try:
+            return await task
+        finally:
+            # A parsed certificate and key cost ~6 KB of OpenSSL memory each; with
+            # one per company, keep them only until their last context logged in.
+            left = self._identity_uses.get(auth.secret, 1) - 1
+            self._identity_uses[auth.secret] = left
+            if left <= 0:
+                self._identities.pop(auth.secret, None)
 
     async def _load_credentials(self, auth: AuthSpec) -> SigningIdentity | Secret:
         values = await self.store.read_credentials(auth.secret)
@@ -348,7 +357,15 @@ class Engine:
             if self.settings.on_context_done:
                 self.settings.on_context_done(key, ok)
 
-        await asyncio.gather(*(one(key) for key in keys))
+        # A fixed set of workers pulling from one iterator: ten thousand contexts
+        # cost ten thousand small results, not ten thousand waiting tasks.
+        pending = iter(list(keys))
+
+        async def worker() -> None:
+            for key in pending:
+                await one(key)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, self.settings.parallelism))))
         return results
 
     # -- observe and plan ---------------------------------------------------------
@@ -400,6 +417,12 @@ class Engine:
             for key in vanished:
                 log.info("pruning %s of owner %s: not in any manifest", key[1], key[0])
             self._contexts.update(vanished)
+
+        self._identity_uses = {}
+        for key, (_, context) in self._contexts.items():
+            if key not in self._sessions:
+                ref = context.auth.secret
+                self._identity_uses[ref] = self._identity_uses.get(ref, 0) + 1
 
         async def observe_one(key: Key) -> ObservedContext:
             policy, context = self._contexts[key]
