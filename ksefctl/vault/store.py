@@ -417,6 +417,8 @@ class VaultStore:
                 ref.path, version=version, mount_point=ref.mount, raise_on_deleted_version=True
             )
             data = dict(old["data"]["data"] or {})
+            # Marked in the data too: custom_metadata is per path, this is per version.
+            data["restoredFrom"] = version
             written = self._write_data(ref.mount, ref.path, data, cas)
             custom = dict(written.get("custom_metadata") or {})
             custom.update(

@@ -371,6 +371,7 @@ class ChaosWorld:
         # KV v2 numbers versions itself; a gap would mean history was destroyed.
         assert numbers == list(range(numbers[0], numbers[-1] + 1)), numbers
         references: list[str] = []
+        by_version: dict[int, str] = {}
         current: dict[str, Any] | None = None
         for number in numbers:
             if versions[str(number)]["deletion_time"] or versions[str(number)]["destroyed"]:
@@ -378,7 +379,11 @@ class ChaosWorld:
             data = vault.secrets.kv.v2.read_secret_version(
                 path=path, mount_point=self.mount, version=number, raise_on_deleted_version=True
             )["data"]["data"]
-            references.append(data["referenceNumber"])
+            by_version[number] = data["referenceNumber"]
+            source = data.get("restoredFrom")
+            # A rollback after a Failed successor repeats its source version on purpose.
+            if source is None or by_version.get(int(source)) != data["referenceNumber"]:
+                references.append(data["referenceNumber"])
             if number == numbers[-1]:
                 current = data
         return current, references

@@ -135,6 +135,7 @@ def test_a_rotation_whose_new_token_fails_puts_the_old_token_back_in_vault(world
     assert _statuses(world)[old_erp] == "Active"
     world.sim.login_with_token(current["data"]["token"], ("Nip", NIP))
     assert current["data"]["token"] == old_value
+    assert current["data"]["restoredFrom"] == 1
 
     # Once KSeF activates tokens again, a plain rotation converges.
     world.sim.set_faults(failed_activation_rate=0.0)
