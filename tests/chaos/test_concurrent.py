@@ -15,6 +15,9 @@ pytestmark = pytest.mark.chaos
 
 def test_two_applies_of_one_owner_never_duplicate_tokens(kill_world: ChaosWorld) -> None:
     world = kill_world
+    # Nothing is killed here, so no lease needs to expire quickly; a short TTL would only
+    # let a loaded machine miss a renewal and fail the holder with LockLost.
+    world.lock_ttl = 15.0
     world.instrument()
     contexts = nips(3, start=541_000_001)
     world.seed_contexts(contexts)
