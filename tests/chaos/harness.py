@@ -33,6 +33,7 @@ from ksefctl.manifest import marker
 from ksefctl.manifest.identifiers import nip_check_digit
 from ksefctl.openbao import find_bao, free_port, wait_until_ready
 from ksefctl.testcert import make_seal_certificate
+from tests.e2e.conftest import manifest_header
 from tests.simfixture import SimHandle
 
 FIGURES = Path(__file__).with_name(".last-figures.json")
@@ -249,22 +250,8 @@ class ChaosWorld:
 
     def manifest(self, owner: str, contexts: list[str], name: str | None = None) -> Path:
         entries = "\n".join(f'    - nip: "{nip}"' for nip in contexts)
-        body = textwrap.dedent(
-            f"""\
-            apiVersion: ksefctl/v1
-            kind: TokenPolicy
-            metadata:
-              name: {owner}
-            spec:
-              ksef:
-                environment: "{self.sim.base_url}"
-                name: sim
-              vault:
-                mount: {self.mount}
-                path: "ksef/{{environment}}/{{nip}}/{{token}}"
-              auth:
-                certificate:
-                  vault: "ksef-admin/{{nip}}"
+        tokens = textwrap.dedent(
+            """\
               defaults:
                 tokens:
                   - name: erp
@@ -279,6 +266,8 @@ class ChaosWorld:
               contexts:
             """
         )
+        body = manifest_header(owner, self.sim.base_url, self.mount)
+        body += textwrap.indent(tokens, "  ")
         path = self.directory / (name or f"{owner}.yaml")
         path.write_text(body + entries + "\n")
         return path

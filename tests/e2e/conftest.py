@@ -28,6 +28,28 @@ from tests.simfixture import SimHandle
 NIPS = ("5265877635", "7762811692", "5260181596")
 
 
+def manifest_header(owner: str, base_url: str, mount: str) -> str:
+    """A TokenPolicy for the test simulator and mount, up to (not including) its tokens."""
+    return textwrap.dedent(
+        f"""\
+        apiVersion: ksefctl/v1
+        kind: TokenPolicy
+        metadata:
+          name: {owner}
+        spec:
+          ksef:
+            environment: "{base_url}"
+            name: sim
+          vault:
+            mount: {mount}
+            path: "ksef/{{environment}}/{{nip}}/{{token}}"
+          auth:
+            certificate:
+              vault: "ksef-admin/{{nip}}"
+        """
+    )
+
+
 @dataclass(frozen=True)
 class Result:
     code: int
@@ -56,24 +78,7 @@ class World:
 
     def manifest(self, body: str, name: str = "tokens.yaml", owner: str = "acme") -> Path:
         """Write a manifest; ``body`` is the YAML under ``spec.contexts`` etc."""
-        header = textwrap.dedent(
-            f"""\
-            apiVersion: ksefctl/v1
-            kind: TokenPolicy
-            metadata:
-              name: {owner}
-            spec:
-              ksef:
-                environment: "{self.sim.base_url}"
-                name: sim
-              vault:
-                mount: {self.bao.mount}
-                path: "ksef/{{environment}}/{{nip}}/{{token}}"
-              auth:
-                certificate:
-                  vault: "ksef-admin/{{nip}}"
-            """
-        )
+        header = manifest_header(owner, self.sim.base_url, self.bao.mount)
         path = self.directory / name
         path.write_text(header + textwrap.indent(textwrap.dedent(body), "  "))
         return path
