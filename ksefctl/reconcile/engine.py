@@ -31,6 +31,8 @@ then revokes what this owner still has there.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -198,23 +200,22 @@ class Engine:
                 self._identities.pop(auth.secret, None)
 
     async def _load_credentials(self, auth: AuthSpec) -> SigningIdentity | Secret:
-        values = await self.store.read_credentials(auth.secret)
         if auth.method == "ksefToken":
-            if "token" not in values:
-                raise KsefctlError(f"Vault secret {auth.secret} has no 'token' key")
-            return values["token"]
-        password = values.get("password")
-        secret_password = password.reveal() if password else None
+            return (await self.store.read_credentials(auth.secret, required=["token"]))["token"]
+        values = await self.store.read_credentials(auth.secret)
+        password = values["password"].reveal() if "password" in values else None
         if "pkcs12" in values:
-            import base64
-
-            return load_pkcs12(base64.b64decode(values["pkcs12"].reveal()), secret_password)
+            try:
+                bundle = base64.b64decode(values["pkcs12"].reveal(), validate=True)
+            except binascii.Error:
+                raise KsefctlError(f"Vault secret {auth.secret}: 'pkcs12' is not base64") from None
+            return load_pkcs12(bundle, password)
         if "certificate" not in values or "privateKey" not in values:
             raise KsefctlError(
                 f"Vault secret {auth.secret} needs 'certificate' and 'privateKey' (PEM) or 'pkcs12'"
             )
         return load_identity(
-            values["certificate"].reveal(), values["privateKey"].reveal(), secret_password
+            values["certificate"].reveal(), values["privateKey"].reveal(), password
         )
 
     async def _full_login(
