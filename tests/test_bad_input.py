@@ -21,40 +21,17 @@ from ksefctl import cli
 from ksefctl.sim.app import build_app
 from tests.chaos.harness import ChaosWorld, nips, record
 from tests.conftest import Bao
+from tests.manifest.conftest import VALID as MANIFEST_VALID
 from tests.simfixture import SimHandle
 from tests.test_transport_security import serve
 
 TRIED: Counter[str] = Counter()
 CLEAN: Counter[str] = Counter()
 
-VALID = """\
-apiVersion: ksefctl/v1
-kind: TokenPolicy
-metadata:
-  name: acme
-spec:
-  ksef:
-    environment: "http://127.0.0.1:9/v2"
-  vault:
-    mount: secret
-    path: "ksef/{environment}/{nip}/{token}"
-  auth:
-    certificate:
-      vault: "ksef-admin/{nip}"
-  permissionSets:
-    erp: [InvoiceRead, InvoiceWrite]
-  defaults:
-    tokens:
-      - name: erp
-        permissionSet: erp
-        rotateEvery: 90d
-  contexts:
-    - nip: "5265877635"
-    - nip: "7762811692"
-      tokens:
-        - name: reader
-          permissions: [InvoiceRead]
-"""
+# The loader tests' valid manifest, pointed at a closed loopback port: `plan` must fail
+# to connect after validation, never before it.
+VALID = MANIFEST_VALID.replace("environment: test", 'environment: "http://127.0.0.1:9/v2"')
+assert VALID != MANIFEST_VALID
 
 
 def ksefctl(*args: str) -> tuple[int, str, str]:
