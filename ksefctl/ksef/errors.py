@@ -148,6 +148,25 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+def _collect(
+    items: Any,
+    code_key: str,
+    description_key: str,
+    codes: list[int],
+    descriptions: list[str],
+    details: list[str],
+) -> None:
+    """Gather the error items of either format; they differ only in their key names."""
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        code = _int(item.get(code_key))
+        if code is not None:
+            codes.append(code)
+        descriptions += _strings(item.get(description_key))
+        details += _strings(item.get("details"))
+
+
 def _int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -173,14 +192,14 @@ def _parse_body(body: Any) -> tuple[list[int], str, list[str], str | None, str |
     details: list[str] = []
     exception = body.get("exception")
     if isinstance(exception, dict):
-        for item in exception.get("exceptionDetailList") or []:
-            if not isinstance(item, dict):
-                continue
-            code = _int(item.get("exceptionCode"))
-            if code is not None:
-                codes.append(code)
-            descriptions += _strings(item.get("exceptionDescription"))
-            details += _strings(item.get("details"))
+        _collect(
+            exception.get("exceptionDetailList"),
+            "exceptionCode",
+            "exceptionDescription",
+            codes,
+            descriptions,
+            details,
+        )
         service_code = exception.get("serviceCode")
         trace = _traceparent_id(service_code) if isinstance(service_code, str) else None
         return codes, "; ".join(descriptions), details, trace, None
@@ -195,14 +214,7 @@ def _parse_body(body: Any) -> tuple[list[int], str, list[str], str | None, str |
             None,
         )
     # RFC 7807 problem details
-    for item in body.get("errors") or []:
-        if not isinstance(item, dict):
-            continue
-        code = _int(item.get("code"))
-        if code is not None:
-            codes.append(code)
-        descriptions += _strings(item.get("description"))
-        details += _strings(item.get("details"))
+    _collect(body.get("errors"), "code", "description", codes, descriptions, details)
     if not descriptions:
         descriptions = _strings(body.get("detail")) or _strings(body.get("title"))
     elif isinstance(body.get("detail"), str) and not details:
