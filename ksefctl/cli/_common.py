@@ -14,7 +14,7 @@ from typing import TextIO
 from ksefctl.errors import UsageError
 from ksefctl.manifest import load_manifests
 from ksefctl.manifest.model import ContextId, Desired
-from ksefctl.reconcile.engine import Key, PruneScope, RunSettings
+from ksefctl.reconcile.engine import Failure, Key, PruneScope, RunSettings
 from ksefctl.reconcile.selection import Shard, select, selector
 
 
@@ -152,3 +152,11 @@ def use_color(args: argparse.Namespace, stream: TextIO = sys.stdout) -> bool:
 
 def context_label(key: tuple[str, ContextId]) -> str:
     return f"{key[1]} ({key[0]})"
+
+
+def failures_json(failures: Sequence[Failure]) -> list[dict[str, str]]:
+    """The ``failures`` array of ``plan --json`` and ``status --json``."""
+    return [
+        {"owner": f.owner, "context": str(f.context), "stage": f.stage, "message": f.message}
+        for f in failures
+    ]

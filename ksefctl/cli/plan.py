@@ -84,10 +84,7 @@ async def _run(args: argparse.Namespace) -> int:
             )
     if args.json:
         document = render_json(plan)
-        document["failures"] = [
-            {"owner": f.owner, "context": str(f.context), "stage": f.stage, "message": f.message}
-            for f in failures
-        ]
+        document["failures"] = _common.failures_json(failures)
         json.dump(document, sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
     else:

@@ -57,10 +57,7 @@ async def _run(args: argparse.Namespace, unused_for: Any) -> int:
         )
     if args.json:
         document = inventory_json(inv)
-        document["failures"] = [
-            {"owner": f.owner, "context": str(f.context), "stage": f.stage, "message": f.message}
-            for f in outcome.failures
-        ]
+        document["failures"] = _common.failures_json(outcome.failures)
         json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
