@@ -107,7 +107,6 @@ def test_revoked_pending_and_foreign_tokens_cannot_log_in(sim: SimHandle) -> Non
     assert (
         api.delete(f"/tokens/{revoked.reference_number}", headers=owner.headers).status_code == 204
     )
-    pending = sim.mint_token(active=False)
     sim.set_faults(activation_delay_s=3600)
     still_pending = sim.mint_token(active=False)
     other_context = sim.mint_token(nip="7762811692")
@@ -117,7 +116,6 @@ def test_revoked_pending_and_foreign_tokens_cannot_log_in(sim: SimHandle) -> Non
         (other_context.token, "Nieprawidłowy token"),
         (revoked.token[:-4] + "0000", "Nieprawidłowy token"),
     ]
-    del pending
     for token, detail in cases:
         started = sim.start_token_login(token, client=api)
         status = poll_auth(api, started.json()["referenceNumber"], _auth_headers(started.json()))

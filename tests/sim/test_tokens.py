@@ -70,8 +70,9 @@ def test_listing_filters_and_pages_newest_first(sim: SimHandle) -> None:
         sim.mint_token(description=f"bulk token {i:03d}", permissions=["InvoiceRead"])
         for i in range(105)
     ]
-    special = sim.mint_token(description="Vault-managed ERP", active=False)
+    # Both stay Pending for the whole test: a short activation delay would race the listing.
     sim.set_faults(activation_delay_s=3600)
+    special = sim.mint_token(description="Vault-managed ERP", active=False)
     pending = sim.mint_token(description="still pending one", active=False)
     owner = sim.owner_session()
     api = sim.client()
@@ -99,7 +100,12 @@ def test_listing_filters_and_pages_newest_first(sim: SimHandle) -> None:
         special.reference_number
     ]
     by_status = api.get("/tokens", params={"status": ["Pending", "Revoked"]}, headers=owner.headers)
-    assert [t["referenceNumber"] for t in by_status.json()["tokens"]] == [pending.reference_number]
+    assert [t["referenceNumber"] for t in by_status.json()["tokens"]] == [
+        pending.reference_number,
+        special.reference_number,
+    ]
+    active = api.get("/tokens", params={"status": "Active", "pageSize": 100}, headers=owner.headers)
+    assert special.reference_number not in [t["referenceNumber"] for t in active.json()["tokens"]]
     by_author = api.get(
         "/tokens",
         params={"authorIdentifier": OWNER_NIP[:5], "authorIdentifierType": "Pesel"},
