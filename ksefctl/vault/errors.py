@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from urllib.parse import urlsplit
 
+import aiohttp
 import hvac.exceptions
 import requests
 
@@ -79,7 +80,7 @@ def _reason(error: hvac.exceptions.VaultError) -> str:
 def mapped_errors(
     address: str, operation: str, path: str, *, login: bool = False
 ) -> Iterator[None]:
-    """Translate hvac/requests exceptions raised inside the block into :class:`VaultError`.
+    """Translate hvac/requests/aiohttp exceptions raised inside the block into :class:`VaultError`.
 
     ``operation`` is a verb phrase ("read", "write", "list"…), ``path`` the
     ``mount/path`` it was applied to; both end up in the one-line message.
@@ -89,17 +90,26 @@ def mapped_errors(
         yield
     except VaultError:
         raise
-    except requests.exceptions.Timeout:
+    except (requests.exceptions.Timeout, aiohttp.ServerTimeoutError, TimeoutError):
         raise VaultUnavailable(f"Vault at {where} timed out ({operation} {path})") from None
-    except requests.exceptions.SSLError:
+    except (
+        requests.exceptions.SSLError,
+        aiohttp.ClientConnectorCertificateError,
+        aiohttp.ClientSSLError,
+    ):
         raise VaultUnavailable(
             f"TLS handshake with Vault at {where} failed; check VAULT_CACERT"
         ) from None
-    except requests.exceptions.ConnectionError:
+    except (
+        requests.exceptions.ConnectionError,
+        aiohttp.ClientConnectorError,
+        aiohttp.ServerDisconnectedError,
+        aiohttp.ClientOSError,
+    ):
         raise VaultUnavailable(
             f"cannot reach Vault at {where} (connection refused or dropped); is VAULT_ADDR right?"
         ) from None
-    except requests.exceptions.RequestException as error:
+    except (requests.exceptions.RequestException, aiohttp.ClientError) as error:
         raise VaultUnavailable(
             f"request to Vault at {where} failed ({type(error).__name__})"
         ) from None

@@ -93,9 +93,7 @@ class SessionCache:
         if not self.available:
             return CacheEntry(None, 0)
         try:
-            current = await self.store._call(
-                "read session", str(ref), lambda: self.store._read_version(ref.mount, ref.path)
-            )
+            current = await self.store._read("read session", ref)
         except VaultPermissionDenied as error:
             self._disable(error)
             return CacheEntry(None, 0)

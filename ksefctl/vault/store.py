@@ -1,10 +1,13 @@
 """``VaultStore``: the async KV v2 facade the rest of ksefctl talks to.
 
-hvac is blocking, so every call runs in a dedicated, bounded thread pool
-sharing one ``requests`` session whose connection pool is as large as the
-pool.  A semaphore admits only as many calls as there are threads, so
-thousands of contexts wait as cheap coroutines rather than as a burst of
-executor submissions, and the event loop never waits on a socket.
+The hot calls — KV reads, the two writes that store a new token and
+metadata merges — go
+over aiohttp on the event loop (``vault/http.py`` says why).  Everything
+else uses hvac, which is blocking, so those calls run in a dedicated,
+bounded thread pool sharing one ``requests`` session whose connection pool
+is as large as the pool.  A semaphore admits only as many calls as there are
+threads, so thousands of contexts wait as cheap coroutines rather than as a
+burst of executor submissions, and the event loop never waits on a socket.
 
 Round trips per operation (each is one HTTP request):
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +50,7 @@ from ksefctl.reconcile.model import ObservedSecret
 from ksefctl.secret import Secret
 from ksefctl.vault.config import VaultConfig, VaultConfigError, VaultLogin
 from ksefctl.vault.errors import CasConflict, VaultError, VaultNotFound, mapped_errors
+from ksefctl.vault.http import VaultHttp
 from ksefctl.vault.login import log_in
 
 if TYPE_CHECKING:  # lock.py builds on this module's primitives
@@ -118,6 +122,31 @@ class _Version:
         return self.data is not None and not self.deleted
 
 
+def _version_of(response: Mapping[str, Any]) -> _Version:
+    """The answer to a successful KV v2 data read."""
+    metadata = response["data"]["metadata"]
+    return _Version(
+        response["data"]["data"] or {},
+        int(metadata["version"]),
+        metadata.get("custom_metadata") or {},
+        deleted=bool(metadata.get("deletion_time")) or bool(metadata.get("destroyed")),
+    )
+
+
+def _missing_version(error: hvac.exceptions.InvalidPath) -> _Version:
+    """A 404: never written, or a deleted current version (its metadata still comes back)."""
+    body = error.json if isinstance(error.json, dict) else {}
+    metadata = (body.get("data") or {}).get("metadata")
+    if not isinstance(metadata, dict):
+        return _Version(None, 0, {}, deleted=False)
+    return _Version(
+        None,
+        int(metadata.get("version") or 0),
+        metadata.get("custom_metadata") or {},
+        deleted=True,
+    )
+
+
 class VaultStore:
     """Async access to KV v2 for token secrets, login material and owner locks.
 
@@ -167,8 +196,14 @@ class VaultStore:
             cert=cert,
             timeout=self.config.timeout,
             session=self._session,
+            # The token travels in a header requests would carry to any redirect target.
+            allow_redirects=False,
         )
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ksefctl-vault")
+        # The hot calls (KV reads, token writes) go over aiohttp on the loop: see vault/http.py.
+        self._http = VaultHttp(
+            self.config, lambda: str(self._client.token or ""), concurrency=concurrency
+        )
         self._logged_in = False
         self._login_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(concurrency)
@@ -225,6 +260,7 @@ class VaultStore:
         # Waiting for in-flight calls happens off the loop: each may take up to the timeout.
         await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
         self._session.close()
+        await self._http.aclose()
 
     async def __aenter__(self) -> VaultStore:
         try:
@@ -249,6 +285,26 @@ class VaultStore:
         with mapped_errors(self.config.address, operation, where):
             return fn()
 
+    async def _on_loop(self, operation: str, where: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Like :meth:`_call` for the aiohttp calls of :class:`VaultHttp` (no thread)."""
+        if not self._logged_in:
+            await self.login()
+        log.debug("vault %s %s", operation, where)
+        with mapped_errors(self.config.address, operation, where):
+            return await call()
+
+    async def _read(self, operation: str, ref: SecretRef) -> _Version:
+        """The current version at ``ref`` (one request, on the loop)."""
+
+        async def read() -> _Version:
+            url = hvac_utils.format_url("/v1/{mount}/data/{path}", mount=ref.mount, path=ref.path)
+            try:
+                return _version_of(await self._http.request("GET", url))
+            except hvac.exceptions.InvalidPath as error:
+                return _missing_version(error)
+
+        return await self._on_loop(operation, str(ref), read)
+
     # -- blocking primitives (run in the pool) -----------------------------
 
     def _read_version(self, mount: str, path: str) -> _Version:
@@ -257,23 +313,8 @@ class VaultStore:
                 path, mount_point=mount, raise_on_deleted_version=True
             )
         except hvac.exceptions.InvalidPath as error:
-            body = error.json if isinstance(error.json, dict) else {}
-            metadata = (body.get("data") or {}).get("metadata")
-            if not isinstance(metadata, dict):
-                return _Version(None, 0, {}, deleted=False)
-            return _Version(
-                None,
-                int(metadata.get("version") or 0),
-                metadata.get("custom_metadata") or {},
-                deleted=True,
-            )
-        metadata = response["data"]["metadata"]
-        return _Version(
-            response["data"]["data"] or {},
-            int(metadata["version"]),
-            metadata.get("custom_metadata") or {},
-            deleted=bool(metadata.get("deletion_time")) or bool(metadata.get("destroyed")),
-        )
+            return _missing_version(error)
+        return _version_of(response)
 
     def _read_metadata(self, mount: str, path: str) -> dict[str, Any] | None:
         try:
@@ -302,9 +343,7 @@ class VaultStore:
 
     async def read_token_state(self, ref: SecretRef) -> ObservedSecret:
         """What Vault holds at ``ref``, without the token value (one request)."""
-        current = await self._call(
-            "read", str(ref), lambda: self._read_version(ref.mount, ref.path)
-        )
+        current = await self._read("read", ref)
         data = current.data or {}
         exists = current.live and bool(data.get("token"))
         reference = data.get("referenceNumber") if exists else None
@@ -327,9 +366,7 @@ class VaultStore:
         ``required`` names keys that must be present; by default the secret
         must hold one of: ``certificate`` + ``privateKey``, ``pkcs12``, ``token``.
         """
-        current = await self._call(
-            "read", str(ref), lambda: self._read_version(ref.mount, ref.path)
-        )
+        current = await self._read("read", ref)
         if not current.live or not current.data:
             raise VaultNotFound(f"no credentials at {ref} in Vault (missing or deleted)")
         values = {
@@ -377,9 +414,17 @@ class VaultStore:
             "environment": environment,
             "createdAt": rfc3339(created_at),
         }
-        written = await self._call(
-            "write", str(ref), lambda: self._write_data(ref.mount, ref.path, data, cas)
-        )
+
+        async def write() -> dict[str, Any]:
+            url = hvac_utils.format_url("/v1/{mount}/data/{path}", mount=ref.mount, path=ref.path)
+            answer = await self._http.request(
+                "POST", url, body={"data": data, "options": {"cas": cas}}
+            )
+            result: dict[str, Any] = answer["data"]
+            result["version"] = int(result["version"])
+            return result
+
+        written = await self._on_loop("write", str(ref), write)
         version = int(written["version"])
         previous = written.get("custom_metadata") or {}
         custom = {k: v for k, v in previous.items() if k not in DELETION_KEYS}
@@ -395,11 +440,14 @@ class VaultStore:
             }
         )
         custom.update(extra_metadata or {})
+        metadata_url = hvac_utils.format_url(
+            "/v1/{mount}/metadata/{path}", mount=ref.mount, path=ref.path
+        )
         try:
-            await self._call(
+            await self._on_loop(
                 "update metadata of",
                 str(ref),
-                lambda: self._write_custom_metadata(ref.mount, ref.path, custom),
+                lambda: self._http.request("POST", metadata_url, body={"custom_metadata": custom}),
             )
         except VaultError as error:
             raise PartialWrite(ref, version, error) from None
@@ -437,13 +485,18 @@ class VaultStore:
     async def update_metadata(self, ref: SecretRef, custom_metadata: Mapping[str, str]) -> None:
         """Merge ``custom_metadata`` into the path's map (KV v2 itself would replace it)."""
 
-        def merge() -> None:
-            current = self._read_metadata(ref.mount, ref.path) or {}
+        url = hvac_utils.format_url("/v1/{mount}/metadata/{path}", mount=ref.mount, path=ref.path)
+
+        async def merge() -> None:
+            try:
+                current = (await self._http.request("GET", url))["data"]
+            except hvac.exceptions.InvalidPath:
+                current = {}
             merged = dict(current.get("custom_metadata") or {})
             merged.update(custom_metadata)
-            self._write_custom_metadata(ref.mount, ref.path, merged)
+            await self._http.request("POST", url, body={"custom_metadata": merged})
 
-        await self._call("update metadata of", str(ref), merge)
+        await self._on_loop("update metadata of", str(ref), merge)
 
     async def soft_delete(
         self,

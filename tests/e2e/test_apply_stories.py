@@ -11,14 +11,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import hvac.exceptions
 import jsonschema
 import pytest
-import requests
 
 from ksefctl.ksef import Session
 from ksefctl.manifest import marker
 from ksefctl.vault import VaultStore
+from ksefctl.vault.http import VaultHttp
 from tests.e2e.conftest import NIPS, World
 
 REPO = Path(__file__).resolve().parents[2]
@@ -309,14 +310,14 @@ def test_vault_down_during_the_write_revokes_the_new_token(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manifest = world.manifest(erp(extra="      - name: bi\n        permissions: [InvoiceRead]\n"))
-    write_data = VaultStore._write_data
+    request = VaultHttp.request
 
-    def unreachable(self: VaultStore, mount: str, path: str, data: Any, cas: int) -> Any:
-        if path.endswith("/erp"):
-            raise requests.ConnectionError("connection refused")
-        return write_data(self, mount, path, data, cas)
+    async def unreachable(self: VaultHttp, method: str, path: str, **kw: Any) -> Any:
+        if method == "POST" and "/data/" in path and path.endswith("/erp"):
+            raise aiohttp.ServerDisconnectedError()
+        return await request(self, method, path, **kw)
 
-    monkeypatch.setattr(VaultStore, "_write_data", unreachable)
+    monkeypatch.setattr(VaultHttp, "request", unreachable)
     applied = world.ksefctl("apply", "-f", str(manifest), "--auto-approve")
     assert applied.code == 1, applied
     assert "erp" in applied.err and "revoked it" in applied.err

@@ -1,0 +1,92 @@
+"""The aiohttp path to Vault (KV reads, token writes): TLS as configured, the token
+never sent anywhere but VAULT_ADDR, a path prefix of VAULT_ADDR kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from ksefctl.manifest.model import SecretRef
+from ksefctl.secret import Secret
+from ksefctl.vault import VaultConfig, VaultStore, VaultUnavailable
+from tests.test_transport_security import certificate_authority, serve
+
+TOKEN = "vault-token-never-elsewhere-51c2"
+REF = SecretRef("secret", "ksef/test/5265877635/erp")
+KV_ANSWER = {
+    "data": {
+        "data": {"token": "t", "referenceNumber": "20261125-EC-0000000000-0000000000-00"},
+        "metadata": {"version": 3, "custom_metadata": {"owner": "acme"}, "deletion_time": ""},
+    }
+}
+
+
+def kv_server(seen: list[tuple[str, str | None]]):  # type: ignore[no-untyped-def]
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        headers = dict(scope["headers"])
+        token = headers.get(b"x-vault-token")
+        seen.append((scope["path"], token.decode() if token else None))
+        body = json.dumps(KV_ANSWER).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def config(address: str, **extra: object) -> VaultConfig:
+    return VaultConfig(address=address, token=Secret(TOKEN), timeout=5, **extra)  # type: ignore[arg-type]
+
+
+async def test_custom_ca_verifies_and_an_unknown_ca_is_refused(tmp_path: Path) -> None:
+    ca, cert, key = certificate_authority(tmp_path)
+    seen: list[tuple[str, str | None]] = []
+    with serve(kv_server(seen), ssl_certfile=str(cert), ssl_keyfile=str(key)) as port:
+        address = f"https://127.0.0.1:{port}"
+        async with VaultStore(config(address, cacert=str(ca))) as store:
+            state = await store.read_token_state(REF)
+        assert state.exists and state.version == 3
+        async with VaultStore(config(address)) as store:
+            with pytest.raises(VaultUnavailable, match="TLS") as error:
+                await store.read_token_state(REF)
+        assert TOKEN not in str(error.value)
+    assert seen == [("/v1/secret/data/ksef/test/5265877635/erp", TOKEN)]
+
+
+async def test_a_redirect_is_not_followed_with_the_token() -> None:
+    elsewhere: list[tuple[str, str | None]] = []
+    with serve(kv_server(elsewhere)) as other:
+
+        async def redirecting(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                return
+            location = f"http://127.0.0.1:{other}{scope['path']}".encode()
+            await send(
+                {"type": "http.response.start", "status": 307, "headers": [(b"location", location)]}
+            )
+            await send({"type": "http.response.body", "body": b""})
+
+        with serve(redirecting) as port:
+            async with VaultStore(config(f"http://127.0.0.1:{port}")) as store:
+                with pytest.raises(VaultUnavailable, match="redirected") as error:
+                    await store.read_token_state(REF)
+    assert elsewhere == []
+    assert TOKEN not in str(error.value)
+
+
+async def test_a_path_prefix_of_vault_addr_is_kept() -> None:
+    seen: list[tuple[str, str | None]] = []
+    with serve(kv_server(seen)) as port:
+        async with VaultStore(config(f"http://127.0.0.1:{port}/vault/")) as store:
+            await store.read_token_state(SecretRef("secret", "ksef/a b/erp"))
+    assert seen == [("/vault/v1/secret/data/ksef/a b/erp", TOKEN)]
