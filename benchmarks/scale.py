@@ -532,9 +532,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--profile", type=Path, default=None, metavar="DIR", help="cProfile each phase into DIR"
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample each phase with py-spy into DIR (client and simulator)",
     )
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     if args.quick:
         args.contexts = min(args.contexts, 50)
         args.baseline_contexts = min(args.baseline_contexts, 3)

@@ -29,8 +29,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from hvac import utils as hvac_utils
-
 from ksefctl.manifest.model import ContextId, SecretRef
 from ksefctl.secret import Secret
 from ksefctl.vault.errors import CasConflict, VaultError, VaultPermissionDenied
@@ -117,16 +115,13 @@ class SessionCache:
             "custom_metadata": {"managedBy": MANAGED_BY, "owner": owner, "kind": "ksef-session"},
         }
 
-        def write() -> None:
-            self.store._write_data(ref.mount, ref.path, data, cas)
+        async def write() -> None:
+            await self.store._put(ref, data, cas)
             if cas == 0:
-                url = hvac_utils.format_url(
-                    "/v1/{mount}/metadata/{path}", mount=ref.mount, path=ref.path
-                )
-                self.store._client.adapter.post(url, json=metadata)
+                await self.store._post_metadata(ref, metadata)
 
         try:
-            await self.store._call("write session", str(ref), write)
+            await self.store._on_loop("write session", str(ref), write)
         except CasConflict:
             log.debug("%s was written by another run; not caching this session", ref)
             return False

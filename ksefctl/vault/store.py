@@ -133,6 +133,14 @@ def _version_of(response: Mapping[str, Any]) -> _Version:
     )
 
 
+def _data_url(ref: SecretRef) -> str:
+    return str(hvac_utils.format_url("/v1/{mount}/data/{path}", mount=ref.mount, path=ref.path))
+
+
+def _metadata_url(ref: SecretRef) -> str:
+    return str(hvac_utils.format_url("/v1/{mount}/metadata/{path}", mount=ref.mount, path=ref.path))
+
+
 def _missing_version(error: hvac.exceptions.InvalidPath) -> _Version:
     """A 404: never written, or a deleted current version (its metadata still comes back)."""
     body = error.json if isinstance(error.json, dict) else {}
@@ -297,13 +305,28 @@ class VaultStore:
         """The current version at ``ref`` (one request, on the loop)."""
 
         async def read() -> _Version:
-            url = hvac_utils.format_url("/v1/{mount}/data/{path}", mount=ref.mount, path=ref.path)
             try:
-                return _version_of(await self._http.request("GET", url))
+                return _version_of(await self._http.request("GET", _data_url(ref)))
             except hvac.exceptions.InvalidPath as error:
                 return _missing_version(error)
 
         return await self._on_loop(operation, str(ref), read)
+
+    # The raw calls below run inside _on_loop, which maps their errors.
+
+    async def _put(self, ref: SecretRef, data: Mapping[str, Any], cas: int) -> dict[str, Any]:
+        """A check-and-set data write; Vault's answer (``version``, ``custom_metadata``…)."""
+        answer = await self._http.request(
+            "POST", _data_url(ref), body={"data": dict(data), "options": {"cas": cas}}
+        )
+        result: dict[str, Any] = answer["data"]
+        result["version"] = int(result["version"])
+        return result
+
+    async def _post_metadata(self, ref: SecretRef, body: dict[str, Any]) -> None:
+        # custom_metadata (and max_versions) alone: hvac's update_metadata always sends
+        # delete_version_after=0s, which would reset a retention the operator configured.
+        await self._http.request("POST", _metadata_url(ref), body=body)
 
     # -- blocking primitives (run in the pool) -----------------------------
 
@@ -415,16 +438,7 @@ class VaultStore:
             "createdAt": rfc3339(created_at),
         }
 
-        async def write() -> dict[str, Any]:
-            url = hvac_utils.format_url("/v1/{mount}/data/{path}", mount=ref.mount, path=ref.path)
-            answer = await self._http.request(
-                "POST", url, body={"data": data, "options": {"cas": cas}}
-            )
-            result: dict[str, Any] = answer["data"]
-            result["version"] = int(result["version"])
-            return result
-
-        written = await self._on_loop("write", str(ref), write)
+        written = await self._on_loop("write", str(ref), lambda: self._put(ref, data, cas))
         version = int(written["version"])
         previous = written.get("custom_metadata") or {}
         custom = {k: v for k, v in previous.items() if k not in DELETION_KEYS}
@@ -440,14 +454,11 @@ class VaultStore:
             }
         )
         custom.update(extra_metadata or {})
-        metadata_url = hvac_utils.format_url(
-            "/v1/{mount}/metadata/{path}", mount=ref.mount, path=ref.path
-        )
         try:
             await self._on_loop(
                 "update metadata of",
                 str(ref),
-                lambda: self._http.request("POST", metadata_url, body={"custom_metadata": custom}),
+                lambda: self._post_metadata(ref, {"custom_metadata": custom}),
             )
         except VaultError as error:
             raise PartialWrite(ref, version, error) from None
@@ -485,16 +496,14 @@ class VaultStore:
     async def update_metadata(self, ref: SecretRef, custom_metadata: Mapping[str, str]) -> None:
         """Merge ``custom_metadata`` into the path's map (KV v2 itself would replace it)."""
 
-        url = hvac_utils.format_url("/v1/{mount}/metadata/{path}", mount=ref.mount, path=ref.path)
-
         async def merge() -> None:
             try:
-                current = (await self._http.request("GET", url))["data"]
+                current = (await self._http.request("GET", _metadata_url(ref)))["data"]
             except hvac.exceptions.InvalidPath:
                 current = {}
             merged = dict(current.get("custom_metadata") or {})
             merged.update(custom_metadata)
-            await self._http.request("POST", url, body={"custom_metadata": merged})
+            await self._post_metadata(ref, {"custom_metadata": merged})
 
         await self._on_loop("update metadata of", str(ref), merge)
 
