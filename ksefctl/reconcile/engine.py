@@ -33,10 +33,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from ksefctl.errors import KsefctlError
@@ -320,13 +322,14 @@ class Engine:
                 log.warning("could not remove the cached KSeF session %s: %s", ref, error)
 
     async def close(self) -> None:
+        # Bounded like the work itself: ten thousand session ends launched at once
+        # held ten thousand in-flight requests — most of a large plan's peak memory.
+        workers = max(1, self.settings.parallelism)
         if self.settings.session_cache == "end":
-            await asyncio.gather(
-                *(self._end_cached(key) for key in self._cache_entries), return_exceptions=True
-            )
+            await _drain([partial(self._end_cached, key) for key in self._cache_entries], workers)
         sessions = [s for k, s in self._sessions.items() if k not in self._kept]
         self._sessions = {}
-        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        await _drain([s.close for s in sessions], workers)
         clients, self._clients = list(self._clients.values()), {}
         await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
 
@@ -501,6 +504,18 @@ def _fingerprint(credentials: SigningIdentity | Secret, auth: AuthSpec) -> str:
     return credentials_fingerprint(
         f"certificate:{credentials.fingerprint}:{auth.subject_identifier_type}"
     )
+
+
+async def _drain(calls: Sequence[Callable[[], Awaitable[object]]], workers: int) -> None:
+    """Best-effort clean-up: run ``calls`` at most ``workers`` at a time, ignoring their errors."""
+    pending = iter(calls)
+
+    async def worker() -> None:
+        for call in pending:
+            with contextlib.suppress(Exception):
+                await call()
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
 
 
 async def _end_quietly(session: Session, reference_number: str) -> None:
