@@ -24,7 +24,8 @@ from ksefctl.ksef.errors import (
 from ksefctl.ksef.limits import DEFAULT_LIMITS, Limiter, WindowLimits, minimum_duration
 from ksefctl.ksef.models import GeneratedToken, TokenInfo, parse_datetime
 from ksefctl.ksef.session import Session
-from ksefctl.ksef.transport import ClientStats, RetryPolicy
+from ksefctl.ksef.transport import ClientStats
+from ksefctl.retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_LIMITS",

@@ -17,8 +17,9 @@ from ksefctl.ksef.errors import ServerError, TransportError
 from ksefctl.ksef.keys import TOKEN_ENCRYPTION, PublicKey, parse_public_keys, select_key
 from ksefctl.ksef.limits import AUTH, WindowLimits
 from ksefctl.ksef.session import Session
-from ksefctl.ksef.transport import ClientStats, EventHook, RetryPolicy, Transport
+from ksefctl.ksef.transport import ClientStats, EventHook, Transport
 from ksefctl.manifest.model import ContextId
+from ksefctl.retry import RetryPolicy
 from ksefctl.secret import Secret
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ import asyncio
 import collections
 import ipaddress
 import logging
-import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,26 +30,12 @@ from ksefctl.ksef.errors import (
 )
 from ksefctl.ksef.limits import DEFAULT_LIMITS, Limiter, WindowLimits
 from ksefctl.manifest.model import ContextId
+from ksefctl.retry import RetryPolicy
 from ksefctl.secret import Secret
 
 log = logging.getLogger("ksefctl.ksef")
 
 EventHook = Callable[..., Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently transient failures are retried."""
-
-    max_attempts: int = 4  # per call, for transport errors and 5xx on idempotent calls
-    max_rate_limited: int = 6  # 429s tolerated per call before giving up
-    base_delay_s: float = 0.25
-    max_delay_s: float = 8.0
-
-    def backoff(self, attempt: int) -> float:
-        """Exponential with 'equal jitter': never immediate, never synchronised."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * 2.0**attempt)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 @dataclass

@@ -47,9 +47,16 @@ from requests.adapters import HTTPAdapter
 
 from ksefctl.manifest.model import Desired, SecretRef
 from ksefctl.reconcile.model import ObservedSecret
+from ksefctl.retry import RetryPolicy
 from ksefctl.secret import Secret
 from ksefctl.vault.config import VaultConfig, VaultConfigError, VaultLogin
-from ksefctl.vault.errors import CasConflict, VaultError, VaultNotFound, mapped_errors
+from ksefctl.vault.errors import (
+    CasConflict,
+    VaultError,
+    VaultNotFound,
+    VaultUnavailable,
+    mapped_errors,
+)
 from ksefctl.vault.http import VaultHttp
 from ksefctl.vault.login import log_in
 
@@ -169,6 +176,7 @@ class VaultStore:
         *,
         concurrency: int = 16,
         environ: Mapping[str, str] | None = None,
+        read_retry: RetryPolicy | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -176,6 +184,7 @@ class VaultStore:
         self._login = login or VaultLogin()
         self._environ = environ
         self.concurrency = concurrency
+        self.read_retry = read_retry or RetryPolicy()
         self._session = requests.Session()
         # One connection per worker thread, reused across calls (keep-alive).
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
@@ -302,7 +311,14 @@ class VaultStore:
             return await call()
 
     async def _read(self, operation: str, ref: SecretRef) -> _Version:
-        """The current version at ``ref`` (one request, on the loop)."""
+        """The current version at ``ref`` (one request, on the loop).
+
+        Reads are the one kind of Vault call retried: they change nothing, so a
+        dropped connection, a timeout, a 5xx/429 or a Vault briefly sealed or
+        restarting costs a short wait instead of the context.  Writes are not —
+        a check-and-set write that timed out may have landed, and resending it
+        would report a conflict with ourselves.
+        """
 
         async def read() -> _Version:
             try:
@@ -310,7 +326,17 @@ class VaultStore:
             except hvac.exceptions.InvalidPath as error:
                 return _missing_version(error)
 
-        return await self._on_loop(operation, str(ref), read)
+        attempt = 0
+        while True:
+            try:
+                return await self._on_loop(operation, str(ref), read)
+            except VaultUnavailable as error:
+                attempt += 1
+                if attempt >= self.read_retry.max_attempts:
+                    raise
+                delay = self.read_retry.backoff(attempt - 1)
+                log.info("vault %s %s: %s; retrying in %.1fs", operation, ref, error, delay)
+                await asyncio.sleep(delay)
 
     # The raw calls below run inside _on_loop, which maps their errors.
 

@@ -4,12 +4,14 @@ never sent anywhere but VAULT_ADDR, a path prefix of VAULT_ADDR kept."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from starlette.types import Receive, Scope, Send
 
 from ksefctl.manifest.model import SecretRef
+from ksefctl.retry import RetryPolicy
 from ksefctl.secret import Secret
 from ksefctl.vault import VaultConfig, VaultStore, VaultUnavailable
 from tests.test_transport_security import certificate_authority, serve
@@ -90,3 +92,59 @@ async def test_a_path_prefix_of_vault_addr_is_kept() -> None:
         async with VaultStore(config(f"http://127.0.0.1:{port}/vault/")) as store:
             await store.read_token_state(SecretRef("secret", "ksef/a b/erp"))
     assert seen == [("/vault/v1/secret/data/ksef/a b/erp", TOKEN)]
+
+
+def flaky_server(failures: int, seen: list[str]):  # type: ignore[no-untyped-def]
+    """Answers 503 (Vault sealed / standby) ``failures`` times, then like a healthy KV."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(scope["method"])
+        status, body = (
+            (503, {"errors": ["Vault is sealed"]})
+            if len(seen) <= failures
+            else (
+                200,
+                KV_ANSWER,
+            )
+        )
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+    return app
+
+
+FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
+
+
+async def test_a_read_rides_out_a_brief_outage() -> None:
+    seen: list[str] = []
+    with serve(flaky_server(2, seen)) as port:
+        async with VaultStore(config(f"http://127.0.0.1:{port}"), read_retry=FAST) as store:
+            state = await store.read_token_state(REF)
+    assert state.exists and seen == ["GET"] * 3
+
+
+async def test_a_lasting_outage_fails_after_the_retries_and_writes_are_never_resent() -> None:
+    seen: list[str] = []
+    with serve(flaky_server(100, seen)) as port:
+        async with VaultStore(config(f"http://127.0.0.1:{port}"), read_retry=FAST) as store:
+            with pytest.raises(VaultUnavailable, match="sealed"):
+                await store.read_token_state(REF)
+            assert seen == ["GET"] * 3
+            with pytest.raises(VaultUnavailable, match="sealed"):
+                await store.write_token(
+                    REF,
+                    token=Secret("never-resent"),
+                    reference_number="20261125-EC-0000000000-0000000000-00",
+                    context="Nip:5265877635",
+                    permissions=["InvoiceRead"],
+                    environment="test",
+                    created_at=datetime.now(UTC),
+                    owner="acme",
+                    token_name="erp",
+                    cas=0,
+                )
+    assert seen == ["GET"] * 3 + ["POST"]
