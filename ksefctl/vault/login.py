@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import hvac
@@ -125,8 +126,12 @@ def log_in(
     config: VaultConfig,
     login: VaultLogin,
     environ: Mapping[str, str] | None = None,
-) -> None:
-    """Give ``client`` a Vault token by ``login``'s method (blocking: one HTTP call at most)."""
+) -> Lease | None:
+    """Give ``client`` a Vault token by ``login``'s method (blocking: one HTTP call at most).
+
+    Returns the lease of a token obtained by an auth method, None for a token
+    given to ksefctl (that one is the caller's to renew).
+    """
     if login.method == "token":
         env = os.environ if environ is None else environ
         named = env.get(login.token_env) if login.token_env != "VAULT_TOKEN" else None
@@ -137,10 +142,28 @@ def log_in(
                 "or configure spec.vault.auth"
             )
         client.token = token.reveal()
-        return
+        return None
     request = build_login_request(login, environ, client.adapter.session)
     assert request is not None
     with mapped_errors(config.address, "login", request.path, login=True):
-        client.adapter.login(f"/v1/{request.path}", json=request.payload())
+        answer = client.adapter.login(f"/v1/{request.path}", json=request.payload())
+        lease = lease_of(answer)
     if not client.token:
         raise VaultLoginFailed(f"Vault login at {request.path} returned no token")
+    return lease
+
+
+@dataclass(frozen=True)
+class Lease:
+    """How long a token ksefctl obtained lives, and whether it may be renewed."""
+
+    duration_s: float
+    renewable: bool
+
+
+def lease_of(answer: Any) -> Lease | None:
+    """The ``auth`` lease of a login or renew answer; None for a token that never expires."""
+    auth = answer.get("auth") if isinstance(answer, dict) else None
+    if not isinstance(auth, dict) or not auth.get("lease_duration"):
+        return None
+    return Lease(float(auth["lease_duration"]), bool(auth.get("renewable")))

@@ -31,6 +31,7 @@ serialised by the caller (``apply`` holds the owner's :meth:`VaultStore.lock`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -58,7 +59,7 @@ from ksefctl.vault.errors import (
     mapped_errors,
 )
 from ksefctl.vault.http import VaultHttp
-from ksefctl.vault.login import log_in
+from ksefctl.vault.login import Lease, lease_of, log_in
 
 if TYPE_CHECKING:  # lock.py builds on this module's primitives
     from ksefctl.vault.lock import OwnerLock
@@ -222,6 +223,9 @@ class VaultStore:
             self.config, lambda: str(self._client.token or ""), concurrency=concurrency
         )
         self._logged_in = False
+        self._keeper: asyncio.Task[None] | None = None  # renews a token from our own login
+        self.renewals = 0
+        self.relogins = 0
         self._login_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(concurrency)
         self.lock_mounts: dict[str, str] = {}  # owner → the KV mount its lock lives in
@@ -266,14 +270,60 @@ class VaultStore:
         async with self._login_lock:
             if self._logged_in:
                 return
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(
-                self._pool, log_in, self._client, self.config, self._login, self._environ
-            )
+            lease = await self._log_in()
             self._logged_in = True
             log.debug("logged into Vault at %s by %s", self.config.address, self._login.method)
+            if lease is not None:
+                self._keeper = asyncio.create_task(self._keep_alive(lease))
+
+    async def _log_in(self) -> Lease | None:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, log_in, self._client, self.config, self._login, self._environ
+        )
+
+    async def _keep_alive(self, lease: Lease) -> None:
+        """Keep the token our own login obtained alive for as long as the run lasts.
+
+        A CI role's tokens often live minutes, a large run can take longer.
+        Renewed at two thirds of its lease; once Vault stops extending it (its
+        max TTL is near) or refuses, ksefctl logs in again.
+        """
+        first = lease.duration_s
+        while True:
+            await asyncio.sleep(lease.duration_s * 2 / 3)
+            renewed: Lease | None = None
+            if lease.renewable:
+                try:
+                    renewed = await self._call("renew", "auth/token/renew-self", self._renew_self)
+                except VaultError as error:
+                    log.info("Vault token not renewed (%s); logging in again", error)
+            if renewed is None or renewed.duration_s < first / 2:
+                try:
+                    renewed = await self._log_in()
+                except VaultError as error:
+                    log.warning(
+                        "Vault token could not be renewed nor obtained again (%s); "
+                        "Vault calls fail once it expires",
+                        error,
+                    )
+                    return
+                self.relogins += 1
+            else:
+                self.renewals += 1
+            if renewed is None:
+                return
+            lease = renewed
+
+    def _renew_self(self) -> Lease | None:
+        return lease_of(self._client.auth.token.renew_self())
 
     async def aclose(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
         # Waiting for in-flight calls happens off the loop: each may take up to the timeout.
         await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
         self._session.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -423,3 +424,45 @@ async def test_store_from_manifests_uses_their_login_and_lock_mounts(
     )
     with pytest.raises(VaultConfigError, match=r"different spec\.vault\.auth"):
         VaultStore.from_environment(clash)
+
+
+async def wait_for(condition: Callable[[], bool], deadline_s: float = 20.0) -> None:
+    end = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < end, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("max_ttl", ["1h", "3s"], ids=["renewed", "logged-in-again"])
+async def test_a_token_from_our_login_outlives_its_ttl(
+    bao: Bao,
+    root: hvac.Client,
+    readable: tuple[str, SecretRef],
+    auth_mount: EnableAuth,
+    max_ttl: str,
+) -> None:
+    mount = auth_mount("approle")
+    root.auth.approle.create_or_update_approle(
+        "short",
+        token_policies=[readable[0]],
+        token_ttl="3s",
+        token_max_ttl=max_ttl,
+        mount_point=mount,
+    )
+    role_id = root.auth.approle.read_role_id("short", mount_point=mount)["data"]["role_id"]
+    secret_id = root.auth.approle.generate_secret_id("short", mount_point=mount)["data"][
+        "secret_id"
+    ]
+    login = VaultLogin.from_mapping({"method": "approle", "mount": mount})
+    env = {"VAULT_ROLE_ID": role_id, "VAULT_SECRET_ID": secret_id}
+    async with VaultStore(VaultConfig(address=bao.address), login, environ=env) as store:
+        started = time.monotonic()
+        first_token = store._client.token
+        # Past the first token's 3 s TTL, twice over: the store kept a live token.
+        await wait_for(lambda: store.renewals + store.relogins >= 2)
+        assert time.monotonic() - started > 3.0
+        assert (await store.read_token_state(readable[1])).reference_number == "20251001-EC-LOGIN"
+        if max_ttl == "1h":
+            assert store.renewals >= 2 and store._client.token == first_token
+        else:
+            assert store.relogins >= 1 and store._client.token != first_token
