@@ -163,6 +163,7 @@ class Engine:
         self._cache = SessionCache(store) if settings.session_cache != "off" else None
         self._cache_entries: dict[Key, tuple[SecretRef, CacheEntry]] = {}
         self._kept: set[Key] = set()  # sessions left open for the next run
+        self._pruned_names: dict[Key, set[str]] = {}  # token names of vanished contexts' secrets
 
     async def __aenter__(self) -> Engine:
         return self
@@ -391,7 +392,12 @@ class Engine:
                     continue
                 context = parse_context(metadata.get("context", ""))
                 key = (policy.owner, context) if context else None
-                if context is None or key is None or key in scope.declared or key in found:
+                if context is None or key is None or key in scope.declared:
+                    continue
+                if metadata.get("token"):
+                    # Observed too, so a secret whose token is gone gets deleted.
+                    self._pruned_names.setdefault(key, set()).add(metadata["token"])
+                if key in found:
                     continue
                 if not scope.selected(context):
                     continue
@@ -437,8 +443,8 @@ class Engine:
                 except KsefctlError as error:
                     raise _Staged("login", error) from None
                 self._sessions[key] = session
-            declared = [t.name for t in context.tokens]
-            return await observe_context(policy, context.context, declared, session, self.store)
+            names = [t.name for t in context.tokens] or sorted(self._pruned_names.get(key, ()))
+            return await observe_context(policy, context.context, names, session, self.store)
 
         observed = await self._each(self._contexts, observe_one, "observe", failures)
         self._observed = observed

@@ -234,8 +234,11 @@ class ContextExecutor:
         return Outcome(None, ok, f"{note.token}: {info.status}", note.reference_number)
 
     async def _revoke(self, change: Change) -> Outcome:
-        assert change.reference_number is not None
         delete = change.delete_secret and change.secret is not None
+        if change.reference_number is None:  # the token is gone already: only its secret
+            assert delete
+            await self._delete_secret(change)
+            return Outcome(change, True, "secret deleted (its token was already gone)")
         if delete and not change.policy_digest:
             await self._delete_secret(change)
         await self.session.revoke_token(change.reference_number)

@@ -25,7 +25,9 @@ number the current Vault secret holds):
   the token has no overlap); newer or not Active → REVOKE ("orphan");
 * managed tokens whose name is no longer declared → REVOKE ("no longer
   declared") with their secret deleted; with ``prune``, every managed token
-  in an observed context the owner no longer declares → REVOKE ("pruned").
+  in an observed context the owner no longer declares → REVOKE ("pruned"),
+  and every live secret there with no token left to revoke (gone, or Failed)
+  → REVOKE ("token gone") with no reference number: only the secret is deleted.
 
 Overlap: a REPLACE for permissions, rotation or force carries
 ``keep_until = now + overlap`` when the token has an overlap (and
@@ -219,10 +221,28 @@ class _Builder:
                     self._note(NoteKind.UNMANAGED, seen, "", t.reference_number)
 
     def prune(self, policy: Policy, seen: ObservedContext) -> None:
-        for name, stale in sorted(self._managed(policy.owner, seen).items()):
+        managed = self._managed(policy.owner, seen)
+        for name, stale in sorted(managed.items()):
             secret = policy.secret_for(seen.context, name)
             for old in _revocable(stale):
                 self._revoke(seen, name, old, "pruned", secret=secret)
+        # A live secret with no token left to revoke (revoked by hand, a run stopped
+        # between revoking and deleting, or a Failed token that never worked): the
+        # secret must go, or consumers keep a dead token and every --prune logs in again.
+        for name, held in sorted(seen.secrets.items()):
+            if held.exists and not _revocable(managed.get(name, [])):
+                self.changes.append(
+                    Change(
+                        action=Action.REVOKE,
+                        owner=seen.owner,
+                        context=seen.context,
+                        token=name,
+                        reason="token gone",
+                        reference_number=None,
+                        secret=held.secret,
+                        delete_secret=True,
+                    )
+                )
 
     @staticmethod
     def _managed(owner: str, seen: ObservedContext) -> dict[str, list[ObservedToken]]:

@@ -110,6 +110,8 @@ def _change_text(change: Change) -> str:
     if change.action is Action.ADOPT:
         kept = f"  kept until {_short(change.keep_until)}" if change.keep_until else ""
         return f"{change.token}  (hand-made {change.reference_number})  {permissions}{kept}"
+    if change.reference_number is None and change.secret is not None:
+        return f"{change.token}  ({change.reason})  delete {change.secret} only"
     text = f"{change.token}  ({change.reason})  {change.reference_number}"
     if change.action is Action.REPLACE:
         if change.reason == "permissions":

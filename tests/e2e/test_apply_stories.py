@@ -201,6 +201,29 @@ def test_prune_cleans_a_context_that_left_the_manifest(world: World) -> None:
     ok(world.ksefctl("plan", "-f", str(manifest), "--prune", "--detailed-exitcode"))
 
 
+def test_prune_deletes_the_secret_of_a_token_already_revoked_by_hand(world: World) -> None:
+    both = (
+        erp()
+        + f'  - nip: "{NIP2}"\n    tokens:\n      - name: erp\n        permissions: [InvoiceRead]\n'
+    )
+    ok(world.ksefctl("apply", "-f", str(world.manifest(both)), "--auto-approve"))
+    gone = world.secret(NIP2, "erp")["data"]["referenceNumber"]
+    owner = world.sim.owner_session(NIP2)
+    assert world.sim.client().delete(f"/tokens/{gone}", headers=owner.headers).status_code == 204
+
+    manifest = world.manifest(erp())
+    plan = ok(world.ksefctl("plan", "-f", str(manifest), "--prune", "--detailed-exitcode"), 2)
+    assert f"- revoke  erp  (token gone)  delete {world.bao.mount}/ksef/sim/{NIP2}/erp only" in (
+        plan.out
+    )
+    ok(world.ksefctl("apply", "-f", str(manifest), "--prune", "--auto-approve"))
+    assert soft_deleted(world, NIP2, "erp")
+    assert metadata(world, NIP2, "erp")["custom_metadata"]["deletedReason"] == "token gone"
+    # Nothing of the owner is left there: the next runs neither change nor visit it.
+    again = ok(world.ksefctl("plan", "-f", str(manifest), "--prune", "--detailed-exitcode"))
+    assert NIP2 not in again.out
+
+
 # -- 5. drift made by hand ------------------------------------------------------
 
 

@@ -129,6 +129,20 @@ def assert_safe(p: Plan, observed: Observed, options: PlanOptions) -> None:
     assert all(n == 1 for n in touched.values()), touched
     for change in p.changes:
         if change.reference_number is None:
+            if change.action is Action.REVOKE:
+                # Only a secret with no token left to revoke (gone or Failed), of this
+                # owner, in a context it no longer declares, and only with --prune.
+                seen = observed.contexts[(change.owner, change.context)]
+                assert options.prune and change.delete_secret and change.reason == "token gone"
+                assert change.secret == seen.secrets[change.token].secret
+                assert not any(
+                    t.marker
+                    and t.marker.owner == change.owner
+                    and t.marker.token == change.token
+                    and t.status not in ("Revoking", "Revoked", "Failed")
+                    for t in seen.tokens
+                )
+                continue
             assert change.action is Action.CREATE
             continue
         seen = observed.contexts[(change.owner, change.context)]
@@ -197,6 +211,10 @@ def test_applying_the_plan_converges_within_two_rounds(s: Scenario) -> None:
             assert t.marker.token in declared, t
             secret = seen.secrets[t.marker.token]
             assert secret.exists and secret.reference_number == t.reference_number, t
+        vanished = not any((c.owner, c.context) == (owner, context_id) for c in s.want.contexts)
+        if s.options.prune and vanished:
+            # ... not even a secret: its token is revoked or was already gone.
+            assert not any(secret.exists for secret in seen.secrets.values()), seen.secrets
 
 
 @PROPERTIES

@@ -143,6 +143,17 @@ class World:
             for context, tokens in self.tokens.items():
                 if any(t.marker and t.marker.owner == p.owner for t in tokens):
                     declared.setdefault(context, [])
+            # Vanished contexts are also found through the owner's live secrets, whose
+            # names are then observed (ksefctl lists the owner's secrets in Vault).
+            for ref, held in self.secrets.items():
+                _, _, owner, value, name = ref.path.split("/")
+                context = ContextId("InternalId" if "-" in value else "Nip", value)
+                if (
+                    held.exists
+                    and owner == p.owner
+                    and context not in {c.context for c in p.contexts}
+                ):
+                    declared.setdefault(context, []).append(name)
             for context, names in declared.items():
                 live = tuple(t for t in self.tokens.get(context, []) if t.status != "Revoked")
                 all_names = set(names) | {
