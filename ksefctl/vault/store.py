@@ -186,6 +186,7 @@ class VaultStore:
         self._environ = environ
         self.concurrency = concurrency
         self.read_retry = read_retry or RetryPolicy()
+        self._reads_gave_up = False
         self._session = requests.Session()
         # One connection per worker thread, reused across calls (keep-alive).
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
@@ -379,14 +380,21 @@ class VaultStore:
         attempt = 0
         while True:
             try:
-                return await self._on_loop(operation, str(ref), read)
+                version = await self._on_loop(operation, str(ref), read)
             except VaultUnavailable as error:
                 attempt += 1
-                if attempt >= self.read_retry.max_attempts:
+                # Once one read has waited out every retry, the others fail at their
+                # first refusal: a Vault that is down fails a 1000-context run in
+                # seconds, not in 1000 × the backoff.
+                if attempt >= self.read_retry.max_attempts or self._reads_gave_up:
+                    self._reads_gave_up = True
                     raise
                 delay = self.read_retry.backoff(attempt - 1)
                 log.info("vault %s %s: %s; retrying in %.1fs", operation, ref, error, delay)
                 await asyncio.sleep(delay)
+            else:
+                self._reads_gave_up = False
+                return version
 
     # The raw calls below run inside _on_loop, which maps their errors.
 

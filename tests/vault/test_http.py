@@ -134,6 +134,10 @@ async def test_a_lasting_outage_fails_after_the_retries_and_writes_are_never_res
             with pytest.raises(VaultUnavailable, match="sealed"):
                 await store.read_token_state(REF)
             assert seen == ["GET"] * 3
+            # Vault is known to be down: the next read fails at its first refusal.
+            with pytest.raises(VaultUnavailable, match="sealed"):
+                await store.read_token_state(REF)
+            assert seen == ["GET"] * 4
             with pytest.raises(VaultUnavailable, match="sealed"):
                 await store.write_token(
                     REF,
@@ -147,4 +151,16 @@ async def test_a_lasting_outage_fails_after_the_retries_and_writes_are_never_res
                     token_name="erp",
                     cas=0,
                 )
-    assert seen == ["GET"] * 3 + ["POST"]
+    assert seen == ["GET"] * 4 + ["POST"]
+
+
+async def test_after_giving_up_reads_retry_again_once_vault_answers() -> None:
+    seen: list[str] = []
+    with serve(flaky_server(4, seen)) as port:
+        async with VaultStore(config(f"http://127.0.0.1:{port}"), read_retry=FAST) as store:
+            for _ in range(2):
+                with pytest.raises(VaultUnavailable):
+                    await store.read_token_state(REF)
+            assert len(seen) == 4
+            assert (await store.read_token_state(REF)).exists  # Vault is back
+            assert not store._reads_gave_up
