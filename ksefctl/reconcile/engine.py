@@ -392,12 +392,12 @@ class Engine:
                     continue
                 context = parse_context(metadata.get("context", ""))
                 key = (policy.owner, context) if context else None
-                if context is None or key is None or key in scope.declared:
+                if context is None or key is None:
                     continue
                 if metadata.get("token"):
                     # Observed too, so a secret whose token is gone gets deleted.
                     self._pruned_names.setdefault(key, set()).add(metadata["token"])
-                if key in found:
+                if key in scope.declared or key in found:
                     continue
                 if not scope.selected(context):
                     continue
@@ -443,7 +443,7 @@ class Engine:
                 except KsefctlError as error:
                     raise _Staged("login", error) from None
                 self._sessions[key] = session
-            names = [t.name for t in context.tokens] or sorted(self._pruned_names.get(key, ()))
+            names = {t.name for t in context.tokens} | self._pruned_names.get(key, set())
             return await observe_context(policy, context.context, names, session, self.store)
 
         observed = await self._each(self._contexts, observe_one, "observe", failures)

@@ -26,8 +26,9 @@ number the current Vault secret holds):
 * managed tokens whose name is no longer declared → REVOKE ("no longer
   declared") with their secret deleted; with ``prune``, every managed token
   in an observed context the owner no longer declares → REVOKE ("pruned"),
-  and every live secret there with no token left to revoke (gone, or Failed)
-  → REVOKE ("token gone") with no reference number: only the secret is deleted.
+  and, with ``prune``, every live secret of an undeclared name (in any observed
+  context) with no token left to revoke (gone, or Failed) → REVOKE ("token
+  gone") with no reference number: only the secret is deleted.
 
 Overlap: a REPLACE for permissions, rotation or force carries
 ``keep_until = now + overlap`` when the token has an overlap (and
@@ -214,6 +215,8 @@ class _Builder:
                 secret = policy.secret_for(seen.context, name)
                 for old in _revocable(stale):
                     self._revoke(seen, name, old, "no longer declared", secret=secret)
+        if self.options.prune:
+            self._secrets_without_tokens(seen, managed, declared)
         if self.options.adopt:
             for t in _by_age(seen.tokens):
                 taken = (seen.context, t.reference_number) in self.adopted
@@ -226,11 +229,17 @@ class _Builder:
             secret = policy.secret_for(seen.context, name)
             for old in _revocable(stale):
                 self._revoke(seen, name, old, "pruned", secret=secret)
-        # A live secret with no token left to revoke (revoked by hand, a run stopped
-        # between revoking and deleting, or a Failed token that never worked): the
-        # secret must go, or consumers keep a dead token and every --prune logs in again.
+        self._secrets_without_tokens(seen, managed, set())
+
+    def _secrets_without_tokens(
+        self, seen: ObservedContext, managed: dict[str, list[ObservedToken]], declared: set[str]
+    ) -> None:
+        # A live secret of an undeclared name with no token left to revoke (revoked by
+        # hand, a run stopped between revoking and deleting, or a Failed token that never
+        # worked): the secret must go, or consumers keep a dead token and, in a vanished
+        # context, every --prune logs in again.
         for name, held in sorted(seen.secrets.items()):
-            if held.exists and not _revocable(managed.get(name, [])):
+            if name not in declared and held.exists and not _revocable(managed.get(name, [])):
                 self.changes.append(
                     Change(
                         action=Action.REVOKE,

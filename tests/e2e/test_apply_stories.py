@@ -224,6 +224,25 @@ def test_prune_deletes_the_secret_of_a_token_already_revoked_by_hand(world: Worl
     assert NIP2 not in again.out
 
 
+def test_prune_deletes_the_secret_of_an_undeclared_token_already_gone(world: World) -> None:
+    both = erp(extra="      - name: bi\n        permissions: [InvoiceRead]\n")
+    ok(world.ksefctl("apply", "-f", str(world.manifest(both)), "--auto-approve"))
+    bi = world.secret(NIP, "bi")["data"]["referenceNumber"]
+    owner = world.sim.owner_session(NIP)
+    assert world.sim.client().delete(f"/tokens/{bi}", headers=owner.headers).status_code == 204
+
+    manifest = world.manifest(erp())  # bi no longer declared, and already revoked by hand
+    ok(world.ksefctl("plan", "-f", str(manifest), "--detailed-exitcode"))  # unseen without --prune
+    plan = ok(world.ksefctl("plan", "-f", str(manifest), "--prune", "--detailed-exitcode"), 2)
+    assert f"- revoke  bi  (token gone)  delete {world.bao.mount}/ksef/sim/{NIP}/bi only" in (
+        plan.out
+    )
+    ok(world.ksefctl("apply", "-f", str(manifest), "--prune", "--auto-approve"))
+    assert soft_deleted(world, NIP, "bi")
+    assert world.secret(NIP, "erp")["data"]["token"]  # the declared one is untouched
+    ok(world.ksefctl("plan", "-f", str(manifest), "--prune", "--detailed-exitcode"))
+
+
 # -- 5. drift made by hand ------------------------------------------------------
 
 
