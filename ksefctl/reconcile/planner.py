@@ -240,18 +240,7 @@ class _Builder:
         # context, every --prune logs in again.
         for name, held in sorted(seen.secrets.items()):
             if name not in declared and held.exists and not _revocable(managed.get(name, [])):
-                self.changes.append(
-                    Change(
-                        action=Action.REVOKE,
-                        owner=seen.owner,
-                        context=seen.context,
-                        token=name,
-                        reason="token gone",
-                        reference_number=None,
-                        secret=held.secret,
-                        delete_secret=True,
-                    )
-                )
+                self._revoke(seen, name, None, "token gone", secret=held.secret)
 
     @staticmethod
     def _managed(owner: str, seen: ObservedContext) -> dict[str, list[ObservedToken]]:
@@ -437,12 +426,13 @@ class _Builder:
         self,
         seen: ObservedContext,
         name: str,
-        old: ObservedToken,
+        old: ObservedToken | None,
         reason: str,
         *,
         secret: SecretRef | None = None,
         policy_digest: str = "",
     ) -> None:
+        # ``old`` None: the token is already gone and only its secret is deleted.
         self.changes.append(
             Change(
                 action=Action.REVOKE,
@@ -450,7 +440,7 @@ class _Builder:
                 context=seen.context,
                 token=name,
                 reason=reason,
-                reference_number=old.reference_number,
+                reference_number=old.reference_number if old else None,
                 secret=secret,
                 delete_secret=secret is not None,
                 policy_digest=policy_digest,
