@@ -75,10 +75,19 @@ class VaultConfig:
 
     @property
     def verify(self) -> bool | str:
-        """The ``verify`` argument of requests: a CA path, or whether to verify at all."""
+        """The ``verify`` argument of requests: a CA path, or whether to verify at all.
+
+        Without VAULT_CACERT, the bundles requests itself honours
+        (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) apply, for hvac and aiohttp alike.
+        """
         if self.skip_verify:
             return False
-        return self.cacert or True
+        return (
+            self.cacert
+            or os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE")
+            or True
+        )
 
 
 # Keys accepted by VaultLogin.from_mapping: manifest camelCase → field name.

@@ -37,12 +37,10 @@ def tls_context(config: VaultConfig) -> ssl.SSLContext | bool:
     """The TLS settings hvac/requests would use for ``config``, as an SSLContext."""
     if not config.address.startswith("https://"):
         return True  # unused for http://
-    if config.skip_verify:
+    verify = config.verify
+    if verify is False:
         return False
-    # requests honours these bundles when no VAULT_CACERT is given; so do we.
-    cacert = (
-        config.cacert or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    )
+    cacert = verify if isinstance(verify, str) else None
     if cacert and os.path.isdir(cacert):
         context = ssl.create_default_context(capath=cacert)
     else:

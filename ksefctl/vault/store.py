@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -198,10 +197,6 @@ class VaultStore:
         self._session.trust_env = False
         self._session.proxies.update(requests.utils.get_environ_proxies(self.config.address))
         verify = self.config.verify
-        if verify is True:
-            verify = (
-                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            )
         cert = (
             (self.config.client_cert, self.config.client_key)
             if self.config.client_cert and self.config.client_key
