@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
 import hvac
@@ -64,3 +65,12 @@ def read_data(root: hvac.Client, ref: SecretRef, version: int | None = None) -> 
 def custom_metadata(root: hvac.Client, ref: SecretRef) -> dict[str, str]:
     response = root.secrets.kv.v2.read_secret_metadata(ref.path, mount_point=ref.mount)
     return dict(response["data"]["custom_metadata"] or {})
+
+
+async def eventually(condition: Callable[[], bool], deadline: float = 10.0) -> None:
+    """Poll ``condition()`` until true (no fixed sleeps)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not condition():
+        assert loop.time() < end, "condition not met in time"
+        await asyncio.sleep(0.02)

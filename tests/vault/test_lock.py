@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import hvac
@@ -11,16 +10,7 @@ import pytest
 
 from ksefctl.vault import LockLost, LockTimeout, VaultStore
 from tests.conftest import Bao
-from tests.vault.conftest import read_data
-
-
-async def eventually(condition: Callable[[], bool], deadline: float = 10.0) -> None:
-    """Poll ``condition()`` until true (no fixed sleeps)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not condition():
-        assert loop.time() < end, "condition not met in time"
-        await asyncio.sleep(0.02)
+from tests.vault.conftest import eventually, read_data
 
 
 async def test_lock_records_holder_and_releases(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -34,6 +33,7 @@ from ksefctl.vault import (
     build_login_request,
 )
 from tests.conftest import Bao
+from tests.vault.conftest import eventually
 
 EnableAuth = Callable[[str], str]  # enables an auth method at a fresh path, returns the path
 
@@ -426,13 +426,6 @@ async def test_store_from_manifests_uses_their_login_and_lock_mounts(
         VaultStore.from_environment(clash)
 
 
-async def wait_for(condition: Callable[[], bool], deadline_s: float = 20.0) -> None:
-    end = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < end, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.parametrize("max_ttl", ["1h", "3s"], ids=["renewed", "logged-in-again"])
 async def test_a_token_from_our_login_outlives_its_ttl(
     bao: Bao,
@@ -459,7 +452,7 @@ async def test_a_token_from_our_login_outlives_its_ttl(
         started = time.monotonic()
         first_token = store._client.token
         # Past the first token's 3 s TTL, twice over: the store kept a live token.
-        await wait_for(lambda: store.renewals + store.relogins >= 2)
+        await eventually(lambda: store.renewals + store.relogins >= 2, deadline=20.0)
         assert time.monotonic() - started > 3.0
         assert (await store.read_token_state(readable[1])).reference_number == "20251001-EC-LOGIN"
         if max_ttl == "1h":
