@@ -100,7 +100,7 @@ def render_inventory(inv: Inventory, failed_contexts: int = 0) -> str:
         f"({sum(r.ownership == 'managed' for r in rows)} managed, "
         f"{sum(r.ownership == 'other-owner' for r in rows)} of other owners, "
         f"{sum(r.ownership == 'unmanaged' for r in rows)} hand-made), "
-        f"{sum(bool(r.flags) for r in rows)} flagged"
+        f"{sum(r.flagged for r in rows)} flagged"
     )
     if absent:
         total += f", {absent} declared but not in KSeF"

@@ -17,6 +17,11 @@ Flags (stable strings, also in ``status --json``):
 * ``adopting``: a hand-made token a managed one is replacing (``apply --adopt``);
 * ``not-declared``: a managed token whose name the manifest no longer has;
 * ``pending`` / ``failed``: KSeF's own statuses that need attention.
+
+``never-used`` is information, not a warning: every token is never-used
+between the apply that made it and its consumer's first login, so it is
+listed in ``flags`` but does not make a token *flagged* (``flagged`` counts,
+the alert recipe in docs/status-json.md).  Every other flag does.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from ksefctl.reconcile.model import Observed, ObservedContext, ObservedToken
 
 STATUS_FORMAT_VERSION = "1"
 LIVE = ("Pending", "Active")
+# Flags that describe a token without asking anyone to act on it.
+INFORMATIONAL_FLAGS = frozenset({"never-used"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,11 @@ class TokenRow:
     secret_in_vault: bool | None  # None: not this owner's token, Vault is not consulted
     rotation_due_at: datetime | None
     flags: tuple[str, ...]
+
+    @property
+    def flagged(self) -> bool:
+        """Whether any flag asks for attention (``never-used`` alone does not)."""
+        return any(flag not in INFORMATIONAL_FLAGS for flag in self.flags)
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,7 @@ def inventory(
                     managed=sum(r.ownership == "managed" for r in these),
                     unmanaged=sum(r.ownership == "unmanaged" for r in these),
                     other_owners=sum(r.ownership == "other-owner" for r in these),
-                    flagged=sum(bool(r.flags) for r in these),
+                    flagged=sum(r.flagged for r in these),
                     absent=tuple(sorted(set(declared) - live_names)),
                 )
             )
