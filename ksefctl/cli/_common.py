@@ -160,3 +160,8 @@ def failures_json(failures: Sequence[Failure]) -> list[dict[str, str]]:
         {"owner": f.owner, "context": str(f.context), "stage": f.stage, "message": f.message}
         for f in failures
     ]
+
+
+def failed_contexts(failures: Sequence[Failure]) -> int:
+    """How many contexts failed (a context may fail at more than one stage)."""
+    return len({(f.owner, f.context) for f in failures})

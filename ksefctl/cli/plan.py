@@ -88,7 +88,11 @@ async def _run(args: argparse.Namespace) -> int:
         json.dump(document, sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_text(plan, color=_common.use_color(args)))
+        sys.stdout.write(
+            render_text(
+                plan, color=_common.use_color(args), failed=_common.failed_contexts(failures)
+            )
+        )
         if args.out:
             print(
                 f"\nSaved the plan to {args.out}. Apply exactly it with: ksefctl apply {args.out}"

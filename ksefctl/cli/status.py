@@ -61,7 +61,7 @@ async def _run(args: argparse.Namespace, unused_for: Any) -> int:
         json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_inventory(inv, len(outcome.failures)))
+        sys.stdout.write(render_inventory(inv, _common.failed_contexts(outcome.failures)))
     print_failures(outcome.failures)
     return 1 if outcome.failures else 0
 

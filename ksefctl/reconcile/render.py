@@ -35,8 +35,14 @@ _RESET = "\x1b[0m"
 NO_CHANGES = "No changes. KSeF tokens and Vault match the manifest."
 
 
-def render_text(plan: Plan, *, color: bool = False, show_notes: bool = True) -> str:
-    """The plan as a person reads it, ending with a one-line summary."""
+def render_text(
+    plan: Plan, *, color: bool = False, show_notes: bool = True, failed: int = 0
+) -> str:
+    """The plan as a person reads it, ending with a one-line summary.
+
+    ``failed`` counts contexts that could not be observed; the summary then
+    says so instead of claiming there is nothing to do.
+    """
 
     def paint(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
@@ -51,19 +57,30 @@ def render_text(plan: Plan, *, color: bool = False, show_notes: bool = True) -> 
         for note in context_notes:
             lines.append(paint(_DIM, f"    {_note_text(note)}"))
         lines.append("")
-    lines.append(summary_line(plan))
+    lines.append(summary_line(plan, failed))
     return "\n".join(lines) + "\n"
 
 
-def summary_line(plan: Plan) -> str:
+def summary_line(plan: Plan, failed: int = 0) -> str:
+    if failed:
+        # Never "No changes" next to failures: CI summaries often show this line alone.
+        contexts = "context" if failed == 1 else "contexts"
+        return (
+            f"{_counts(plan)}; {failed} {contexts} failed and could not be planned "
+            "(errors on stderr)."
+        )
     if plan.empty:
         return NO_CHANGES
+    return f"{_counts(plan)}."
+
+
+def _counts(plan: Plan) -> str:
     line = (
         f"Plan: {plan.count(Action.CREATE)} to create, {plan.count(Action.REPLACE)} to replace, "
         f"{plan.count(Action.REVOKE)} to revoke"
     )
     adopt = plan.count(Action.ADOPT)
-    return f"{line}, {adopt} to adopt." if adopt else f"{line}."
+    return f"{line}, {adopt} to adopt" if adopt else line
 
 
 def render_json(plan: Plan) -> dict[str, Any]:
