@@ -20,8 +20,8 @@ from ksefctl.ksef.errors import AuthenticationFailed, UnexpectedResponse
 from ksefctl.ksef.limits import AUTH
 from ksefctl.ksef.models import AuthStatus, Fields
 from ksefctl.ksef.transport import Transport
-from ksefctl.manifest.model import ContextId
 from ksefctl.secret import Secret
+from ksefctl.vocabulary import ContextId
 
 IN_PROGRESS = 100
 SUCCESS = 200

@@ -18,9 +18,9 @@ from ksefctl.ksef.keys import TOKEN_ENCRYPTION, PublicKey, parse_public_keys, se
 from ksefctl.ksef.limits import AUTH, WindowLimits
 from ksefctl.ksef.session import Session
 from ksefctl.ksef.transport import ClientStats, EventHook, Transport
-from ksefctl.manifest.model import ContextId
 from ksefctl.retry import RetryPolicy
 from ksefctl.secret import Secret
+from ksefctl.vocabulary import ContextId
 
 if TYPE_CHECKING:
     from ksefctl.ksef.xades import SigningIdentity

@@ -28,7 +28,7 @@ from ksefctl.ksef.errors import (
 from ksefctl.ksef.limits import OTHER, WindowLimits
 from ksefctl.ksef.models import Fields, GeneratedToken, TokenInfo
 from ksefctl.ksef.transport import Transport
-from ksefctl.manifest.model import ContextId
+from ksefctl.vocabulary import ContextId
 
 log = logging.getLogger("ksefctl.ksef")
 

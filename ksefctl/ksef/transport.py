@@ -29,9 +29,9 @@ from ksefctl.ksef.errors import (
     error_from_response,
 )
 from ksefctl.ksef.limits import DEFAULT_LIMITS, Limiter, WindowLimits
-from ksefctl.manifest.model import ContextId
 from ksefctl.retry import RetryPolicy
 from ksefctl.secret import Secret
+from ksefctl.vocabulary import ContextId
 
 log = logging.getLogger("ksefctl.ksef")
 

@@ -14,6 +14,11 @@ from typing import Literal
 
 from ksefctl.manifest.vault_auth import VaultAuthSpec
 
+# Defined below every layer; re-exported here for the code that imports them from the manifest.
+from ksefctl.vocabulary import ContextId as ContextId
+from ksefctl.vocabulary import ContextType as ContextType
+from ksefctl.vocabulary import SecretRef as SecretRef
+
 # KSeF's TokenPermissionType, in the order the web application lists them.
 PERMISSIONS: tuple[str, ...] = (
     "InvoiceRead",
@@ -24,24 +29,6 @@ PERMISSIONS: tuple[str, ...] = (
     "EnforcementOperations",
     "Introspection",
 )
-
-ContextType = Literal["Nip", "InternalId"]
-
-
-@dataclass(frozen=True, order=True)
-class ContextId:
-    """A KSeF context: ``Nip:5265877635`` or ``InternalId:5265877635-12345``."""
-
-    type: ContextType
-    value: str
-
-    def __str__(self) -> str:
-        return f"{self.type}:{self.value}"
-
-    @property
-    def nip(self) -> str:
-        """The NIP the context belongs to (an InternalId starts with it)."""
-        return self.value.split("-", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -54,17 +41,6 @@ class Location:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
-
-
-@dataclass(frozen=True)
-class SecretRef:
-    """A KV v2 secret: mount and path inside it (already rendered)."""
-
-    mount: str
-    path: str
-
-    def __str__(self) -> str:
-        return f"{self.mount}/{self.path}"
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,7 @@ from ksefctl.manifest import marker
 from ksefctl.manifest.model import ContextId, Policy
 from ksefctl.reconcile.model import ObservedContext, ObservedSecret, ObservedToken
 from ksefctl.vault import VaultStore
-
-# Everything but Revoked: revoked tokens can never log in again and only grow the list.
-LIVE_STATUSES = ("Pending", "Active", "Revoking", "Failed")
+from ksefctl.vocabulary import NOT_REVOKED, TokenStatus
 
 
 def to_observed_token(info: TokenInfo) -> ObservedToken:
@@ -40,8 +38,8 @@ async def observe_context(
     session: Session,
     store: VaultStore,
 ) -> ObservedContext:
-    listed = await session.list_tokens(statuses=LIVE_STATUSES)
-    tokens = tuple(to_observed_token(info) for info in listed if info.status != "Revoked")
+    listed = await session.list_tokens(statuses=NOT_REVOKED)
+    tokens = tuple(to_observed_token(info) for info in listed if info.status != TokenStatus.REVOKED)
     names = set(declared)
     names.update(t.marker.token for t in tokens if t.marker and t.marker.owner == policy.owner)
     ordered = sorted(names)

@@ -32,9 +32,9 @@ from urllib.parse import quote
 
 from hvac import utils as hvac_utils
 
-from ksefctl.manifest.model import SecretRef
 from ksefctl.vault.errors import CasConflict, LockLost, LockTimeout, VaultError
 from ksefctl.vault.store import VaultStore, parse_time
+from ksefctl.vocabulary import SecretRef
 
 log = logging.getLogger("ksefctl.vault")
 

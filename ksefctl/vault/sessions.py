@@ -29,10 +29,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from ksefctl.manifest.model import ContextId, SecretRef
 from ksefctl.secret import Secret
 from ksefctl.vault.errors import CasConflict, VaultError, VaultPermissionDenied
 from ksefctl.vault.store import MANAGED_BY, VaultStore, parse_time, rfc3339
+from ksefctl.vocabulary import ContextId, SecretRef
 
 log = logging.getLogger("ksefctl.vault")
 

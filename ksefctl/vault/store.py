@@ -45,7 +45,7 @@ import requests
 from hvac import utils as hvac_utils
 from requests.adapters import HTTPAdapter
 
-from ksefctl.manifest.model import Desired, SecretRef
+from ksefctl.manifest.model import Desired
 from ksefctl.reconcile.model import ObservedSecret
 from ksefctl.retry import RetryPolicy
 from ksefctl.secret import Secret
@@ -59,6 +59,7 @@ from ksefctl.vault.errors import (
 )
 from ksefctl.vault.http import VaultHttp
 from ksefctl.vault.login import Lease, lease_of, log_in
+from ksefctl.vocabulary import SecretRef
 
 if TYPE_CHECKING:  # lock.py builds on this module's primitives
     from ksefctl.vault.lock import OwnerLock
