@@ -35,7 +35,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -120,7 +120,8 @@ def template_prefix(template: str) -> str:
 class _Version:
     """The current version at a path as one data read reports it."""
 
-    data: Mapping[str, Any] | None  # None when deleted, destroyed or never written
+    # None when deleted, destroyed or never written.  Left out of the repr: it holds the token.
+    data: Mapping[str, Any] | None = field(repr=False)
     number: int  # 0 when never written
     custom_metadata: Mapping[str, str]
     deleted: bool
