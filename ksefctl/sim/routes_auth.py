@@ -15,10 +15,11 @@ from ksefctl.sim.keys import TOKEN_ENCRYPTION, DecryptionError
 from ksefctl.sim.model import AuthOperation, Context, Identity
 from ksefctl.sim.problems import BadRequest, Forbidden, Gone
 from ksefctl.sim.service import Simulator
-from ksefctl.sim.validation import identifier
+from ksefctl.sim.validation import authorization_policy, identifier, public_key_id
 from ksefctl.sim.web import Call, api_route, json_response
 
-LOGIN_CONTEXTS = ("Nip", "InternalId", "NipVatUe")
+LOGIN_CONTEXTS = ("Nip", "InternalId", "NipVatUe", "PeppolId")
+CHALLENGE_LENGTH = 36
 SUCCESS = (200, "Uwierzytelnianie zakończone sukcesem")
 FAILED = "Uwierzytelnianie zakończone niepowodzeniem"
 BAD_TOKEN = "Uwierzytelnianie zakończone niepowodzeniem z powodu błędnego tokenu"
@@ -119,11 +120,16 @@ async def ksef_token(call: Call) -> Response:
     encrypted = body.get("encryptedToken")
     if not isinstance(encrypted, str) or not isinstance(body.get("challenge"), str):
         raise BadRequest(21405, "Pola 'challenge' i 'encryptedToken' są wymagane.")
+    if len(body["challenge"]) != CHALLENGE_LENGTH:
+        raise BadRequest(21405, f"Pole 'challenge' musi mieć {CHALLENGE_LENGTH} znaków.")
     try:
         ciphertext = base64.b64decode(encrypted, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest(21405, "Pole 'encryptedToken' nie jest poprawnym Base64.") from None
-    key_id = body.get("publicKeyId")
+    # Input validation (21405) comes before any lookup, as in KSeF: a malformed key id or
+    # IP policy never reaches the key list, the challenge or a session.
+    key_id = public_key_id(body.get("publicKeyId"))
+    policy = authorization_policy(body.get("authorizationPolicy"))
     key = next(
         (
             k
@@ -137,7 +143,6 @@ async def ksef_token(call: Call) -> Response:
     found = sim.take_challenge(body["challenge"])
     if found is None:
         raise BadRequest(21111)
-    policy = body.get("authorizationPolicy")
 
     def refuse(identity: Identity | None, detail: str) -> Response:
         return _start(sim, context, identity, "Token", TOKEN_METHOD, (450, BAD_TOKEN), [detail])
@@ -170,7 +175,7 @@ async def ksef_token(call: Call) -> Response:
         SUCCESS,
         token_reference=token.reference_number,
         token_permissions=list(token.permissions),
-        allowed_ips=policy if isinstance(policy, dict) else None,
+        allowed_ips=policy,
     )
 
 
