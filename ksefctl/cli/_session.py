@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from ksefctl.cli import _common
 from ksefctl.cli.progress import context_progress
@@ -15,6 +16,7 @@ from ksefctl.manifest.model import Desired
 from ksefctl.reconcile.engine import Engine, Failure, ObservedRun, PruneScope
 from ksefctl.reconcile.model import Plan, PlanOptions
 from ksefctl.vault import VaultStore
+from ksefctl.vault.lock import OwnerLock
 
 
 @dataclass
@@ -47,15 +49,19 @@ async def observe_and_plan(
     lock: bool,
     desired: Desired | None = None,
     prune: PruneScope | None = None,
+    plan_time: datetime | None = None,
 ) -> AsyncIterator[PlanOutcome]:
+    """Lock (``lock``), log in, observe and plan; ``plan_time`` replaces the clock for planning
+    (a saved plan is re-planned as of when it was made, so its changes can be compared)."""
     configure_logging(getattr(args, "verbose", 0))
     if desired is None:
         desired = _common.load_selected(args)
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(VaultStore.from_environment(desired))
+        locks: dict[str, OwnerLock] = {}
         if lock:
             for policy in desired.policies:
-                await stack.enter_async_context(
+                locks[policy.owner] = await stack.enter_async_context(
                     store.lock(
                         policy.owner,
                         timeout=getattr(args, "lock_timeout", 60.0),
@@ -65,11 +71,13 @@ async def observe_and_plan(
         total = len(desired.contexts)
         with context_progress("Observing", total) as progress:
             settings = _common.run_settings(args, progress)
+            if lock:
+                settings.ensure_lock = lambda owner: locks[owner].ensure_held()
             engine = await stack.enter_async_context(
                 Engine(desired, store, settings, prune if options.prune else None)
             )
             observed = await engine.observe()
-        plan = engine.plan(observed, options)
+        plan = engine.plan(observed, options, now=plan_time)
         yield PlanOutcome(engine=engine, desired=desired, observed=observed, plan=plan)
 
 

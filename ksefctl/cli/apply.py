@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from ksefctl.cli import _common
@@ -15,8 +16,8 @@ from ksefctl.cli.plan import add_match_option, adopt_match
 from ksefctl.cli.progress import context_progress
 from ksefctl.errors import KsefctlError, UsageError
 from ksefctl.reconcile.engine import ApplyReport, Failure
-from ksefctl.reconcile.model import Action, PlanOptions
-from ksefctl.reconcile.planfile import SavedPlan, load_plan
+from ksefctl.reconcile.model import Action, Plan, PlanOptions
+from ksefctl.reconcile.planfile import SavedPlan, first_difference, load_plan
 from ksefctl.reconcile.render import render_text
 
 
@@ -67,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     saved: SavedPlan | None = None
-    desired = None
+    plan_time = None
     if args.plan_file:
         saved = load_plan(args.plan_file)
+        plan_time = _plan_time(saved, _common.parse_now(getattr(args, "now", None))())
         current = _common.manifest_digests(list(saved.sources))
         if current != saved.sources:
             raise StalePlan(
@@ -83,20 +85,12 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         desired, scope = _common.load_run(args.files, args.nip, args.shard)
         options = PlanOptions(adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args))
-    async with observe_and_plan(args, options, lock=True, desired=desired, prune=scope) as outcome:
+    async with observe_and_plan(
+        args, options, lock=True, desired=desired, prune=scope, plan_time=plan_time
+    ) as outcome:
         plan = outcome.plan
         if saved is not None:
-            if outcome.failures:
-                print_failures(outcome.failures)
-                raise StalePlan(
-                    "some contexts could not be observed; the saved plan was not applied"
-                )
-            if plan.fingerprint != saved.plan.fingerprint:
-                raise StalePlan(
-                    f"KSeF or Vault changed since {args.plan_file} was made; "
-                    "run plan again and review the new plan"
-                )
-            plan = saved.plan
+            _check_claim(args.plan_file, saved, outcome.plan, outcome.failures)
         sys.stdout.write(render_text(plan, color=_common.use_color(args)))
         print_failures(outcome.failures)
         if plan.empty:
@@ -106,9 +100,37 @@ async def _run(args: argparse.Namespace) -> int:
             return 1
         with context_progress("Applying", len({(c.owner, c.context) for c in plan.changes})) as p:
             outcome.engine.settings.on_context_done = p
+            # The fresh plan, never the file's: the file only claims what may be done.
             report = await outcome.engine.apply(plan)
     print_report(report, outcome.failures)
     return 0 if report.ok and not outcome.failures else 1
+
+
+# A plan made on a machine whose clock runs a little ahead is still a plan made now.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _plan_time(saved: SavedPlan, now: datetime) -> datetime:
+    made = saved.plan.created_at
+    if made is None or made.tzinfo is None:
+        raise StalePlan("the saved plan does not say when it was made; run plan again")
+    if made > now + CLOCK_SKEW:
+        raise StalePlan(f"the saved plan claims to be made in the future ({made}); run plan again")
+    return made
+
+
+def _check_claim(name: str, saved: SavedPlan, fresh: Plan, failures: Sequence[Failure]) -> None:
+    """A saved plan is carried out only if a fresh plan makes exactly its changes."""
+    if failures:
+        print_failures(failures)
+        raise StalePlan("some contexts could not be observed; the saved plan was not applied")
+    if fresh.fingerprint != saved.plan.fingerprint:
+        raise StalePlan(
+            f"KSeF or Vault changed since {name} was made; run plan again and review the new plan"
+        )
+    difference = first_difference(saved.plan, fresh)
+    if difference is not None:
+        raise StalePlan(f"{name}: {difference}; nothing applied, run plan again")
 
 
 def confirm() -> bool:

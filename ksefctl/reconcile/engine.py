@@ -42,12 +42,13 @@ from functools import partial
 from typing import Any, Literal, TypeVar
 
 from ksefctl.errors import KsefctlError
-from ksefctl.ksef import KsefClient, KsefError, Session, TransportError
+from ksefctl.ksef import ClientSettings, KsefClient, KsefError, Session, TransportError
 from ksefctl.ksef.xades import SigningIdentity, load_identity, load_pkcs12
 from ksefctl.manifest.identifiers import internal_id_problem, nip_problem
 from ksefctl.manifest.model import AuthSpec, ContextId, Desired, DesiredContext, Policy, SecretRef
 from ksefctl.reconcile import planner
-from ksefctl.reconcile.executor import ContextExecutor, ExecutorSettings, Outcome
+from ksefctl.reconcile.admission import Scope
+from ksefctl.reconcile.executor import ContextExecutor, ExecutorSettings, Outcome, unexpected
 from ksefctl.reconcile.model import (
     Change,
     Note,
@@ -118,6 +119,9 @@ class RunSettings:
     # A cached session must outlive the run that resumes it; one nearer its end
     # is replaced by a full login (real KSeF refresh tokens live up to 7 days).
     session_min_life_s: float = 3600.0
+    # Raises (LockLost) once this run no longer holds the lock of the owner named:
+    # the executor calls it before every write.
+    ensure_lock: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -177,10 +181,12 @@ class Engine:
         if client is None:
             client = KsefClient(
                 base_url,
-                ca_bundle=self.settings.ca_bundle,
-                event_hooks=self.settings.event_hooks,
-                # Learnt before a context's first write (apply), not on every login.
-                learn_rate_limits=False,
+                ClientSettings(
+                    ca_bundle=self.settings.ca_bundle,
+                    event_hooks=self.settings.event_hooks or {},
+                    # Learnt before a context's first write (apply), not on every login.
+                    learn_rate_limits=False,
+                ),
             )
             self._clients[base_url] = client
         return client
@@ -359,6 +365,10 @@ class Engine:
                     where = error.stage if isinstance(error, _Staged) else stage
                     failures.append(Failure(key[0], key[1], where, str(error)))
                     ok = False
+                except Exception as error:  # a bug: this context fails, the others go on
+                    log.debug("%s in %s of %s", stage, key[1], key[0], exc_info=True)
+                    failures.append(Failure(key[0], key[1], stage, unexpected(error)))
+                    ok = False
             if self.settings.on_context_done:
                 self.settings.on_context_done(key, ok)
 
@@ -457,8 +467,8 @@ class Engine:
         )
         return ObservedRun(desired=desired, observed=Observed(contexts=observed), failures=failures)
 
-    def plan(self, run: ObservedRun, options: PlanOptions) -> Plan:
-        return planner.plan(run.desired, run.observed, self.settings.clock(), options)
+    def plan(self, run: ObservedRun, options: PlanOptions, now: datetime | None = None) -> Plan:
+        return planner.plan(run.desired, run.observed, now or self.settings.clock(), options)
 
     # -- apply ------------------------------------------------------------------
     async def apply(self, plan: Plan) -> ApplyReport:
@@ -472,21 +482,29 @@ class Engine:
             if note.kind is NoteKind.WAITING:
                 notes.setdefault((note.owner, note.context), []).append(note)
 
+        # Login material of every context in the run: no change may write or delete it.
+        protected = frozenset(context.auth.secret for _, context in self._contexts.values())
+
         async def apply_one(key: Key) -> list[Outcome]:
-            policy, _ = self._contexts[key]
+            if key not in self._observed or key not in self._sessions:
+                # A change for a context this run did not observe (a forged or stale plan).
+                raise KsefctlError("not observed in this run; nothing done (run plan again)")
+            policy, context = self._contexts[key]
             session = self._sessions[key]
             # Creations and revocations burst through the context's /tokens
             # limits: pace them by what KSeF says is in force (defaults if it
             # will not say).
             await session.learn_rate_limits()
+            check = self.settings.ensure_lock
             executor = ContextExecutor(
                 session,
                 self.store,
-                self._observed[key],
+                Scope(policy, context, self._observed[key], protected),
                 ExecutorSettings(
                     environment=policy.environment,
                     activation_timeout_s=self.settings.activation_timeout_s,
                     clock=self.settings.clock,
+                    ensure_lock=partial(check, policy.owner) if check else _held,
                 ),
             )
             return await executor.run(changes.get(key, []), notes.get(key, []))
@@ -494,6 +512,10 @@ class Engine:
         keys = sorted(set(changes) | set(notes), key=lambda k: (k[0], k[1]))
         report.outcomes = await self._each(keys, apply_one, "apply", report.failures)
         return report
+
+
+def _held() -> None:
+    return None
 
 
 class _Staged(KsefctlError):

@@ -13,6 +13,11 @@ Ordering is the safety argument (SPEC principles 3 and 4):
    is the exception: its token goes first, since a deleted secret beside a
    live token reads as "secret missing" and would bring the token back.
 
+Before any of it, every change must pass :mod:`ksefctl.reconcile.admission`
+— the executor's own reading of the owner's policy — or nothing is done in
+the context (SPEC principle 7); and before every write the owner's lock must
+still be held by this run.
+
 If the Vault write fails, the new token is revoked at once.  If ``POST
 /tokens`` ends ambiguously, every token the client finds by the marker's
 nonce is revoked.  A process killed between any two steps leaves a state the
@@ -33,12 +38,12 @@ from ksefctl.ksef import Session
 from ksefctl.ksef.errors import AmbiguousTokenCreation, PermissionDenied
 from ksefctl.manifest import marker
 from ksefctl.manifest.model import Marker, SecretRef
+from ksefctl.reconcile.admission import Scope, refusal
 from ksefctl.reconcile.model import (
     Action,
     Change,
     Note,
     NoteKind,
-    ObservedContext,
     ObservedSecret,
 )
 from ksefctl.vault import PartialWrite, VaultStore
@@ -56,11 +61,22 @@ class Outcome:
     reference_number: str | None = None  # the token created, for creating changes
 
 
+class Refused(KsefctlError):
+    """A change the owner's policy does not allow; nothing was done in its context."""
+
+
+def _no_lock() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class ExecutorSettings:
     environment: str
     activation_timeout_s: float = 300.0
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Raises (LockLost) once this run no longer holds the owner's lock: called before
+    # every write, so a run that lost its lock stops writing at the next step.
+    ensure_lock: Callable[[], None] = _no_lock
 
 
 class ContextExecutor:
@@ -68,12 +84,13 @@ class ContextExecutor:
         self,
         session: Session,
         store: VaultStore,
-        observed: ObservedContext,
+        scope: Scope,
         settings: ExecutorSettings,
     ) -> None:
         self.session = session
         self.store = store
-        self.observed = observed
+        self.scope = scope
+        self.observed = scope.observed
         self.settings = settings
 
     async def run(self, changes: Sequence[Change], notes: Sequence[Note] = ()) -> list[Outcome]:
@@ -85,7 +102,18 @@ class ContextExecutor:
         burst inside the context's /tokens limits.  Changes that touch the same
         Vault path stay in plan order, so each check-and-set and metadata merge
         sees what the previous one left.
+
+        :class:`Refused` (nothing done) if any change is outside the owner's
+        policy: a plan with one forged change is not trusted for the others.
         """
+        for change in changes:
+            why = refusal(change, self.scope)
+            if why is not None:
+                raise Refused(
+                    f"refused {change.action.name.lower()} of {change.token!r}"
+                    f"{f' ({change.reference_number})' if change.reference_number else ''}: "
+                    f"{why}; nothing done in this context"
+                )
         creating = [change for change in changes if change.action.creates_token]
         waiting = [note for note in notes if note.kind is NoteKind.WAITING]
         created, waited = await asyncio.gather(
@@ -120,9 +148,14 @@ class ContextExecutor:
         except KsefctlError as error:
             log.info("%s %s/%s failed: %s", change.action.name, change.context, change.token, error)
             return Outcome(change, False, f"{change.token}: {error}")
+        except Exception as error:  # a bug: this change fails, the others go on
+            log.debug("%s %s/%s", change.action.name, change.context, change.token, exc_info=True)
+            return Outcome(change, False, f"{change.token}: {unexpected(error)}")
 
     async def _create(self, change: Change) -> Outcome:
-        assert change.secret is not None
+        if change.secret is None:  # admission refuses it; keeps the type checker honest
+            raise Refused(f"{change.token}: no secret path")
+        self.settings.ensure_lock()
         nonce = marker.new_nonce()
         description = marker.encode(change.description, Marker(change.owner, change.token, nonce))
         try:
@@ -138,6 +171,7 @@ class ContextExecutor:
         cas = state.version if state else 0
         written = cas + 1
         try:
+            self.settings.ensure_lock()
             written = await self.store.write_token(
                 change.secret,
                 token=generated.token,
@@ -179,10 +213,12 @@ class ContextExecutor:
                 f"token {reference} ended {info.status}; {restored}the next apply replaces it",
                 reference,
             )
+        self.settings.ensure_lock()
         await self.store.update_metadata(
             change.secret, {"activatedAt": _rfc3339(self.settings.clock())}
         )
         if change.reference_number and change.keep_until is None:
+            self.settings.ensure_lock()
             await self.session.revoke_token(change.reference_number)
         return Outcome(change, True, _done(change), reference)
 
@@ -207,6 +243,7 @@ class ContextExecutor:
         if not held or change.secret is None or state is None:
             return ""
         try:
+            self.settings.ensure_lock()
             await self.store.restore_version(
                 change.secret,
                 state.version,
@@ -236,18 +273,42 @@ class ContextExecutor:
     async def _revoke(self, change: Change) -> Outcome:
         delete = change.delete_secret and change.secret is not None
         if change.reference_number is None:  # the token is gone already: only its secret
-            assert delete
+            if not delete:  # admission refuses it; keeps the type checker honest
+                raise Refused(f"{change.token}: a revocation names no token")
             await self._delete_secret(change)
             return Outcome(change, True, "secret deleted (its token was already gone)")
+        if change.policy_digest:
+            await self._still_unused(change, change.reference_number)
         if delete and not change.policy_digest:
             await self._delete_secret(change)
+        self.settings.ensure_lock()
         await self.session.revoke_token(change.reference_number)
         if delete and change.policy_digest:
             await self._delete_secret(change)
         return Outcome(change, True, _done(change))
 
+    async def _still_unused(self, change: Change, reference: str) -> None:
+        """A disuse decision holds at the moment of apply, not only when it was planned.
+
+        A saved plan may be applied days after review; a token used since then
+        is no longer unused, whatever the plan says.
+        """
+        declared = self.scope.declared_token(change.token)
+        limit = declared.revoke_if_unused_for if declared is not None else None
+        if limit is None:
+            raise Refused(f"{change.token}: no revokeIfUnusedFor declared; not revoked for disuse")
+        info = await self.session.get_token(reference)
+        last = info.last_used or info.created
+        if self.settings.clock() - last < limit:
+            raise KsefctlError(
+                f"{change.token}: token {reference} was used at {_rfc3339(last)}, after the plan "
+                "was made; not revoked (run plan again)"
+            )
+
     async def _delete_secret(self, change: Change) -> None:
-        assert change.secret is not None
+        if change.secret is None:
+            raise Refused(f"{change.token}: no secret named to delete")
+        self.settings.ensure_lock()
         state = self.observed.secrets.get(change.token)
         await self.store.soft_delete(
             change.secret,
@@ -264,6 +325,12 @@ class ContextExecutor:
             await self.session.revoke_token(reference)
         except KsefctlError as error:
             log.warning("could not revoke %s after a failed Vault write: %s", reference, error)
+
+
+def unexpected(error: Exception) -> str:
+    """One line for an exception no code path expected (a bug); ``-vv`` logs its traceback."""
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"unexpected error ({type(error).__name__}{': ' + first if first else ''})"
 
 
 def _done(change: Change) -> str:

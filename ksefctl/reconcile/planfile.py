@@ -1,10 +1,14 @@
 """Saved plans (``ksefctl plan --out PLAN``, ``ksefctl apply PLAN``).
 
 A plan file is JSON: the plan exactly as ``--json`` prints it, plus what it
-was computed from (the manifests' SHA-256 and the plan options).  ``apply``
-refuses it when a manifest or the observed world (``plan.fingerprint``)
-changed since.  Plans hold no secret by construction: no field of a
-:class:`~ksefctl.reconcile.model.Plan` can carry one.
+was computed from (the manifests' SHA-256 and the plan options).  It is a
+claim, not an order (SPEC principle 7): ``apply`` refuses it when a manifest
+or the observed world (``plan.fingerprint``) changed since, and carries out
+its changes only if a fresh plan — the same manifests, options and selection,
+planned as of the saved ``created_at`` — computes exactly the same ones
+(:func:`first_difference`).  Plans hold no secret by construction: no field
+of a :class:`~ksefctl.reconcile.model.Plan` can carry one; the file is
+written 0600 all the same.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ def save_plan(
                 {"owner": owner, "context": str(context), "token": token}
                 for owner, context, token in sorted(options.force_rotate)
             ],
+            "adopt_match": [{"token": name, "text": text} for name, text in options.adopt_match],
         },
         "selection": {
             "nip": list((selection or {}).get("nip") or []),
@@ -70,6 +75,7 @@ def save_plan(
     target = Path(path)
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     try:
+        # mkstemp creates the file 0600: a plan names tokens and paths, and stays private.
         handle, temporary = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
@@ -181,6 +187,50 @@ def _options(data: Any) -> PlanOptions:
             (_str(f["owner"]), parse_context(f["context"]), _str(f["token"]))
             for f in _list(data["force_rotate"])
         ),
+        adopt_match=tuple(
+            (_str(m["token"]), _str(m["text"])) for m in _list(data.get("adopt_match", []))
+        ),
+    )
+
+
+# The fields of a change that decide what the executor does, in the order a
+# refusal names them (``reason`` too: it becomes a secret's deletedReason).
+CHANGE_FIELDS = (
+    "action",
+    "owner",
+    "context",
+    "token",
+    "reference_number",
+    "permissions",
+    "description",
+    "secret",
+    "delete_secret",
+    "keep_until",
+    "policy_digest",
+    "reason",
+)
+
+
+def first_difference(saved: Plan, fresh: Plan) -> str | None:
+    """How ``saved`` differs from ``fresh`` in its changes, first difference only; None if equal."""
+    for index, (mine, theirs) in enumerate(zip(saved.changes, fresh.changes, strict=False), 1):
+        if mine != theirs:
+            fields = [f for f in CHANGE_FIELDS if getattr(mine, f) != getattr(theirs, f)]
+            return f"change {index} ({describe(mine)}) differs from a fresh plan in {fields[0]}"
+    if len(saved.changes) > len(fresh.changes):
+        extra = saved.changes[len(fresh.changes)]
+        return f"change {len(fresh.changes) + 1} ({describe(extra)}) is not in a fresh plan"
+    if len(saved.changes) < len(fresh.changes):
+        missing = fresh.changes[len(saved.changes)]
+        return f"a fresh plan also has {describe(missing)}, which the saved plan lacks"
+    return None
+
+
+def describe(change: Change) -> str:
+    reference = f" {change.reference_number}" if change.reference_number else ""
+    return (
+        f"{change.action.value} {change.action.name.lower()} {change.token}{reference} "
+        f"in {change.context} of {change.owner}"
     )
 
 
