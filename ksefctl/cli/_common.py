@@ -16,6 +16,7 @@ from ksefctl.manifest import load_manifests
 from ksefctl.manifest.model import ContextId, Desired
 from ksefctl.reconcile.engine import Failure, Key, PruneScope, RunSettings
 from ksefctl.reconcile.selection import Shard, select, selector
+from ksefctl.vault.config import ALLOW_HTTP_VARIABLE
 
 
 def add_manifest_options(
@@ -46,6 +47,17 @@ def add_selector_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _AllowInsecureVault(argparse.Action):
+    """The command-line spelling of KSEFCTL_VAULT_ALLOW_HTTP=1, which the Vault store reads
+    like the other VAULT_* settings."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False)
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        os.environ[ALLOW_HTTP_VARIABLE] = "1"
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--parallelism",
@@ -63,6 +75,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ca-bundle", metavar="FILE", help="CA certificates to trust for KSeF (PEM)"
+    )
+    parser.add_argument(
+        "--allow-insecure-vault",
+        action=_AllowInsecureVault,
+        help="send the Vault token over plain http to another machine "
+        f"(env {ALLOW_HTTP_VARIABLE}=1); without it, http:// is for this machine only",
     )
     parser.add_argument(
         "--now",

@@ -86,6 +86,9 @@ class Store:
         self.auths_by_context: dict[Context, list[AuthOperation]] = {}
         self.grants: dict[Context, dict[Identity, set[str]]] = {}
         self.person_nip: dict[str, str] = {}  # PESEL -> NIP it is linked to
+        # NIP -> the /testdata/person record made for it ({pesel, isBailiff, isDeceased}).
+        self.persons: dict[str, dict[str, Any]] = {}
+        self.blocked_contexts: set[Context] = set()  # /testdata/context/block: logins end 480
         self.subjects: dict[str, dict[str, Any]] = {}
         self.rate_overrides: dict[Context, dict[str, tuple[int, int, int]]] = {}
         self.seq = 0
@@ -123,6 +126,10 @@ class Store:
             )
         for pesel, nip in self.db.load("person"):
             self.person_nip[pesel] = nip
+        for nip, person in self.db.load("person_record"):
+            self.persons[nip] = person
+        for key, _ in self.db.load("blocked"):
+            self.blocked_contexts.add(_split(key))
         for nip, subject in self.db.load("subject"):
             self.subjects[nip] = subject
         for key, limits in self.db.load("rate"):
@@ -179,6 +186,22 @@ class Store:
         for pesel in [p for p, n in self.person_nip.items() if n == nip]:
             del self.person_nip[pesel]
             self.db.delete("person", pesel)
+
+    def put_person(self, nip: str, person: dict[str, Any] | None) -> None:
+        if person is None:
+            self.persons.pop(nip, None)
+            self.db.delete("person_record", nip)
+        else:
+            self.persons[nip] = person
+            self.db.put("person_record", nip, person)
+
+    def block_context(self, context: Context, blocked: bool) -> None:
+        if blocked:
+            self.blocked_contexts.add(context)
+            self.db.put("blocked", context_key(context), True)
+        else:
+            self.blocked_contexts.discard(context)
+            self.db.delete("blocked", context_key(context))
 
     def put_subject(self, nip: str, subject: dict[str, Any]) -> None:
         self.subjects[nip] = subject

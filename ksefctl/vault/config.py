@@ -9,17 +9,24 @@ Variables follow the ``vault`` CLI (``VAULT_ADDR``, ``VAULT_TOKEN`` or
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
+from urllib.parse import urlsplit
 
 from ksefctl.secret import Secret
 from ksefctl.vault.errors import VaultError
 
 DEFAULT_ADDRESS = "https://127.0.0.1:8200"  # the vault CLI's default
 KUBERNETES_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+# The opt-out of the https rule below (``--allow-insecure-vault`` sets it too).
+ALLOW_HTTP_VARIABLE = "KSEFCTL_VAULT_ALLOW_HTTP"
+
+log = logging.getLogger("ksefctl.vault")
 
 LoginMethod = Literal["token", "approle", "jwt", "kubernetes"]
 LOGIN_METHODS: tuple[str, ...] = get_args(LoginMethod)
@@ -50,6 +57,7 @@ class VaultConfig:
     client_cert: str | None = None
     client_key: str | None = None
     timeout: float = 30.0
+    allow_http: bool = False  # plain http to another machine, which carries the token readable
 
     @classmethod
     def from_env(
@@ -71,6 +79,36 @@ class VaultConfig:
             skip_verify=_truthy(_env(env, "SKIP_VERIFY")),
             client_cert=_env(env, "CLIENT_CERT"),
             client_key=_env(env, "CLIENT_KEY"),
+            allow_http=_truthy(env.get(ALLOW_HTTP_VARIABLE)),
+        )
+
+    def check_address(self) -> None:
+        """Refuse an address the Vault token must not travel to, before anything connects.
+
+        The token (and an AppRole secret id, a JWT) travels in every request, so
+        plain http is for this machine only — the same rule as for KSeF's base
+        URL — unless the operator opts out explicitly.
+        """
+        parts = urlsplit(self.address)
+        if parts.scheme == "https" and parts.hostname:
+            return
+        if parts.scheme != "http" or not parts.hostname:
+            raise VaultConfigError(
+                f"VAULT_ADDR {self.address!r} is not an http(s):// URL "
+                "(e.g. https://vault.example.com:8200)"
+            )
+        if is_loopback(parts.hostname):
+            return
+        if not self.allow_http:
+            raise VaultConfigError(
+                f"refusing VAULT_ADDR {self.address!r}: plain http would carry the Vault token "
+                "readable over the network; use https:// (http:// only to this machine), or "
+                f"--allow-insecure-vault ({ALLOW_HTTP_VARIABLE}=1) to send it anyway"
+            )
+        log.warning(
+            "sending the Vault token over plain http to %s (%s is set)",
+            parts.hostname,
+            ALLOW_HTTP_VARIABLE,
         )
 
     @property
@@ -88,6 +126,16 @@ class VaultConfig:
             or os.environ.get("CURL_CA_BUNDLE")
             or True
         )
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address: traffic that never leaves this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 # Keys accepted by VaultLogin.from_mapping: manifest camelCase → field name.

@@ -54,6 +54,7 @@ class VaultHttp:
     """One aiohttp pool to Vault; ``token`` is asked for on every call (it may be renewed)."""
 
     def __init__(self, config: VaultConfig, token: Callable[[], str], *, concurrency: int) -> None:
+        config.check_address()  # before anything can connect
         self._config = config
         self._token = token
         self._concurrency = concurrency

@@ -188,6 +188,11 @@ class VaultStore:
         self.concurrency = concurrency
         self.read_retry = read_retry or RetryPolicy()
         self._reads_gave_up = False
+        # The hot calls (KV reads, token writes) go over aiohttp on the loop: see vault/http.py.
+        # Built first: it refuses an address the token must not travel to.
+        self._http = VaultHttp(
+            self.config, lambda: str(self._client.token or ""), concurrency=concurrency
+        )
         self._session = requests.Session()
         # One connection per worker thread, reused across calls (keep-alive).
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
@@ -216,10 +221,6 @@ class VaultStore:
             allow_redirects=False,
         )
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ksefctl-vault")
-        # The hot calls (KV reads, token writes) go over aiohttp on the loop: see vault/http.py.
-        self._http = VaultHttp(
-            self.config, lambda: str(self._client.token or ""), concurrency=concurrency
-        )
         self._logged_in = False
         self._keeper: asyncio.Task[None] | None = None  # renews a token from our own login
         self.renewals = 0
