@@ -24,6 +24,7 @@ from ksefctl.ksef.errors import (
 from ksefctl.ksef.limits import DEFAULT_LIMITS, Limiter, WindowLimits, minimum_duration
 from ksefctl.ksef.models import GeneratedToken, TokenInfo, parse_datetime
 from ksefctl.ksef.session import Session
+from ksefctl.ksef.settings import ClientSettings
 from ksefctl.ksef.transport import ClientStats
 from ksefctl.retry import RetryPolicy
 
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "AmbiguousTokenCreation",
     "AuthenticationFailed",
+    "ClientSettings",
     "ClientStats",
     "GeneratedToken",
     "InsecureEndpoint",

@@ -97,8 +97,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers = [(k, v) for k, v in answer.raw_headers]
                 status = answer.status
         except aiohttp.ClientConnectorError as error:
-            # The connection never opened: nothing reached KSeF.
+            # The connection never opened: nothing reached KSeF.  A TLS failure
+            # stays in the chain, where transport.transport_failure looks for it.
             raise httpx.ConnectError(_describe(error), request=request) from error
+        except aiohttp.ConnectionTimeoutError as error:
+            raise httpx.ConnectTimeout(_describe(error), request=request) from error
         except aiohttp.ServerTimeoutError as error:
             raise httpx.ReadTimeout(_describe(error), request=request) from error
         except TimeoutError as error:

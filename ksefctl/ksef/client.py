@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
-
-import httpx
 
 from ksefctl.ksef import auth
 from ksefctl.ksef.auth import PendingAuth, json_of
 from ksefctl.ksef.errors import ServerError, TransportError
 from ksefctl.ksef.keys import TOKEN_ENCRYPTION, PublicKey, parse_public_keys, select_key
-from ksefctl.ksef.limits import AUTH, WindowLimits
+from ksefctl.ksef.limits import AUTH
 from ksefctl.ksef.session import Session
-from ksefctl.ksef.transport import ClientStats, EventHook, Transport
-from ksefctl.retry import RetryPolicy
+from ksefctl.ksef.settings import ClientSettings
+from ksefctl.ksef.transport import ClientStats, Transport
 from ksefctl.secret import Secret
 from ksefctl.vocabulary import ContextId
 
@@ -28,6 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("ksefctl.ksef")
 
 CONTEXT_TYPES = ("Nip", "InternalId")
+# KSeF decides a login within seconds; a minute means it is stuck.
+LOGIN_DEADLINE_S = 60.0
+# Whole logins started over after a transport failure or 5xx half-way.
+LOGIN_ATTEMPTS = 3
 
 
 class KsefClient:
@@ -37,43 +39,10 @@ class KsefClient:
     the public keys and one rate limiter per (endpoint group, context).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        ca_bundle: str | None = None,
-        verify: bool = True,
-        timeout: float | httpx.Timeout = 30.0,
-        limiter_defaults: Mapping[str, WindowLimits] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        max_connections: int = 100,
-        event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
-        retry: RetryPolicy | None = None,
-        problem_details: bool = True,
-        learn_rate_limits: bool = True,
-        login_timeout_s: float = 60.0,
-        login_attempts: int = 3,
-        refresh_margin_s: float = 60.0,
-        ambiguity_recheck_s: float = 2.0,
-    ) -> None:
-        self._transport = Transport(
-            base_url,
-            ca_bundle=ca_bundle,
-            verify=verify,
-            timeout=timeout,
-            limiter_defaults=limiter_defaults,
-            transport=transport,
-            max_connections=max_connections,
-            event_hooks=event_hooks,
-            retry=retry,
-            problem_details=problem_details,
-        )
+    def __init__(self, base_url: str, settings: ClientSettings | None = None) -> None:
+        self.settings = settings or ClientSettings()
+        self._transport = Transport(base_url, self.settings)
         self.base_url = str(self._transport.base_url)
-        self._learn_rate_limits = learn_rate_limits
-        self._login_timeout_s = login_timeout_s
-        self._login_attempts = login_attempts
-        self._refresh_margin_s = refresh_margin_s
-        self._ambiguity_recheck_s = ambiguity_recheck_s
         self._keys: list[PublicKey] | None = None
         self._keys_lock = asyncio.Lock()
 
@@ -193,11 +162,10 @@ class KsefClient:
             reference_number,
             access,
             refresh,
-            refresh_margin_s=self._refresh_margin_s,
-            ambiguity_recheck_s=self._ambiguity_recheck_s,
+            ambiguity_recheck_s=self.settings.ambiguity_recheck_s,
         )
         log.debug("resumed the session of %s (auth %s)", context, reference_number)
-        if self._learn_rate_limits:
+        if self.settings.learn_rate_limits:
             await session.learn_rate_limits()
         return session
 
@@ -211,11 +179,11 @@ class KsefClient:
             attempt += 1
             try:
                 pending = await start()
-                await auth.await_outcome(self._transport, context, pending, self._login_timeout_s)
+                await auth.await_outcome(self._transport, context, pending, LOGIN_DEADLINE_S)
                 access, refresh = await auth.redeem(self._transport, context, pending)
                 break
             except (TransportError, ServerError) as error:
-                if attempt >= self._login_attempts:
+                if attempt >= LOGIN_ATTEMPTS:
                     raise
                 log.debug("login into %s failed (%s); starting over", context, error)
                 await asyncio.sleep(self._transport.retry.backoff(attempt))
@@ -225,11 +193,10 @@ class KsefClient:
             pending.reference_number,
             access,
             refresh,
-            refresh_margin_s=self._refresh_margin_s,
-            ambiguity_recheck_s=self._ambiguity_recheck_s,
+            ambiguity_recheck_s=self.settings.ambiguity_recheck_s,
         )
         log.debug("logged into %s (auth %s)", context, pending.reference_number)
-        if self._learn_rate_limits:
+        if self.settings.learn_rate_limits:
             await session.learn_rate_limits()
         return session
 

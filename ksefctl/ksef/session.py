@@ -32,6 +32,8 @@ from ksefctl.vocabulary import ContextId
 
 log = logging.getLogger("ksefctl.ksef")
 
+# An access token is refreshed this long before it dies (at most a fifth of its life).
+REFRESH_MARGIN_S = 60.0
 # Statuses after which a token never changes again.
 FINAL_STATUSES = frozenset({"Revoked", "Failed"})
 # Statuses of a token that can still be used or become usable: an orphan to revoke.
@@ -53,7 +55,6 @@ class Session:
         access: IssuedToken,
         refresh: IssuedToken,
         *,
-        refresh_margin_s: float = 60.0,
         ambiguity_recheck_s: float = 2.0,
     ) -> None:
         self._transport = transport
@@ -61,7 +62,6 @@ class Session:
         self.reference_number = reference_number  # of the authentication operation
         self._access = access
         self._refresh = refresh
-        self._refresh_margin_s = refresh_margin_s
         self._ambiguity_recheck_s = ambiguity_recheck_s
         self._refresh_lock = asyncio.Lock()
         self._closed = False
@@ -103,7 +103,7 @@ class Session:
     # -- access token ----------------------------------------------------------
 
     def _needs_refresh(self, token: IssuedToken) -> bool:
-        margin = min(self._refresh_margin_s, token.lifetime_s / 5)
+        margin = min(REFRESH_MARGIN_S, token.lifetime_s / 5)
         return time.monotonic() >= token.expires_at - margin
 
     async def refresh(self, *, force: bool = False) -> None:

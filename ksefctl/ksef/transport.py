@@ -13,10 +13,11 @@ import ipaddress
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 
 from ksefctl.ksef._aiohttp import AiohttpTransport
@@ -29,13 +30,15 @@ from ksefctl.ksef.errors import (
     error_from_response,
 )
 from ksefctl.ksef.limits import DEFAULT_LIMITS, Limiter, WindowLimits
-from ksefctl.retry import RetryPolicy
+from ksefctl.ksef.settings import ClientSettings
 from ksefctl.secret import Secret
 from ksefctl.vocabulary import ContextId
 
 log = logging.getLogger("ksefctl.ksef")
 
-EventHook = Callable[..., Awaitable[None]]
+MAX_CONNECTIONS = 100
+KEEPALIVE_S = 30.0
+TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -81,68 +84,71 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _map_transport_error(error: httpx.RequestError, method: str, path: str) -> TransportError:
+def transport_failure(error: httpx.RequestError, method: str, path: str) -> TransportError:
+    """The one place that decides whether a request without an answer may have reached KSeF."""
+    reason = str(error) or type(error).__name__
+    if _is_tls_failure(error):
+        # A handshake or certificate failure happens before anything is sent,
+        # and retrying will not change KSeF's certificate.
+        return TlsError(f"TLS failure talking to KSeF ({method} {path}): {reason}")
     # A connection that never opened carried nothing: even POST /tokens may be repeated.
     sent = not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-    reason = str(error) or type(error).__name__
-    if isinstance(error, httpx.ConnectError) and ("SSL" in reason or "CERTIFICATE" in reason):
-        return _TlsError(f"TLS failure talking to KSeF ({method} {path}): {reason}", sent=False)
     return TransportError(
         f"KSeF unreachable ({method} {path}): {type(error).__name__}: {reason}", sent=sent
     )
 
 
-class _TlsError(TransportError):
-    """A certificate or handshake failure: retrying will not help."""
+def _is_tls_failure(error: BaseException) -> bool:
+    # httpcore and our aiohttp transport both chain the ssl.SSLError they met
+    # (aiohttp's certificate errors are ssl.SSLError subclasses themselves).
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        if isinstance(link, ssl.SSLError | aiohttp.ClientSSLError):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
+
+
+class TlsError(TransportError):
+    """A certificate or handshake failure: nothing was sent, and retrying will not help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, sent=False)
 
 
 class Transport:
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        ca_bundle: str | None = None,
-        verify: bool = True,
-        timeout: float | httpx.Timeout = 30.0,
-        limiter_defaults: Mapping[str, WindowLimits] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        max_connections: int = 100,
-        event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
-        retry: RetryPolicy | None = None,
-        problem_details: bool = True,
-    ) -> None:
+    def __init__(self, base_url: str, settings: ClientSettings | None = None) -> None:
         self.base_url = check_base_url(base_url)
-        tls: ssl.SSLContext | bool
-        if not verify:
-            log.warning("TLS verification of KSeF at %s is OFF", self.base_url.host)
-            tls = False
-        else:
-            tls = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        settings = settings or ClientSettings()
         headers = {"Accept": "application/json", "User-Agent": "ksefctl"}
-        if problem_details:
+        if settings.problem_details:
             headers["X-Error-Format"] = "problem-details"
+        transport = settings.transport
         if transport is None:
             # aiohttp's pool costs O(1) per request where httpcore's scans every connection.
-            transport = AiohttpTransport(
-                tls=tls, max_connections=max_connections, keepalive_expiry_s=30.0
+            tls = (
+                ssl.create_default_context(cafile=settings.ca_bundle)
+                if settings.ca_bundle
+                else True
             )
+            transport = AiohttpTransport(
+                tls=tls, max_connections=MAX_CONNECTIONS, keepalive_expiry_s=KEEPALIVE_S
+            )
+        # TLS and the pool belong to the transport above: httpx ignores its own
+        # verify/limits whenever a transport is given, so none are passed here.
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
-            verify=tls,
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=30.0,
-            ),
+            timeout=TIMEOUT_S,
             transport=transport,
             # A redirect would carry the Authorization header to wherever it points.
             follow_redirects=False,
             headers=headers,
-            event_hooks={k: list(v) for k, v in (event_hooks or {}).items()},
+            event_hooks={k: list(v) for k, v in settings.event_hooks.items()},
         )
-        self.retry = retry or RetryPolicy()
-        self.defaults: dict[str, WindowLimits] = {**DEFAULT_LIMITS, **(limiter_defaults or {})}
+        self.retry = settings.retry
+        self.defaults: dict[str, WindowLimits] = dict(DEFAULT_LIMITS)
         self._limiters: dict[tuple[str, ContextId | None], Limiter] = {}
         self.stats = ClientStats()
 
@@ -198,7 +204,7 @@ class Transport:
                         method, path, params=params, json=json, content=content, headers=all_headers
                     )
                 except httpx.RequestError as exc:
-                    error = _map_transport_error(exc, method, path)
+                    error = transport_failure(exc, method, path)
                     log.debug(
                         "%s %s -> %s after %.1f ms [%s]",
                         method,
@@ -234,7 +240,7 @@ class Transport:
                 continue
             retriable = (
                 isinstance(error, TransportError)
-                and not isinstance(error, _TlsError)
+                and not isinstance(error, TlsError)
                 and (idempotent or not error.sent)
             ) or (isinstance(error, ServerError) and idempotent)
             failures += 1

@@ -102,8 +102,11 @@ class Simulator:
         }
         return jwt.encode(claims, self.store.jwt_key, algorithm="HS256"), valid_until
 
-    def authenticate(self, authorization: str | None, kind: str, client_ip: str) -> AuthOperation:
-        """The authentication operation a Bearer credential of ``kind`` belongs to, or 401/403."""
+    def authenticate(
+        self, authorization: str | None, kind: str | tuple[str, ...], client_ip: str
+    ) -> AuthOperation:
+        """The authentication operation a Bearer credential of ``kind`` (or kinds) belongs to."""
+        kinds = (kind,) if isinstance(kind, str) else kind
         if not authorization or not authorization.lower().startswith("bearer "):
             raise Unauthorized()
         try:
@@ -117,14 +120,14 @@ class Simulator:
             )
         except jwt.PyJWTError:
             raise Unauthorized("Nieprawidłowy token.") from None
-        if claims.get("typ") != kind:
+        if claims.get("typ") not in kinds:
             raise Unauthorized("Nieprawidłowy rodzaj tokena dla tej operacji.")
         if float(claims.get("exp", 0)) <= self.now():
             raise Unauthorized("Token wygasł.")
         auth = self.store.auths.get(str(claims.get("sid")))
         if auth is None:
             raise Unauthorized("Nieprawidłowy token.")
-        if kind == "access" and not ip_allowed(auth.allowed_ips, client_ip):
+        if claims.get("typ") == "access" and not ip_allowed(auth.allowed_ips, client_ip):
             raise Forbidden("ip-not-allowed", {"clientIp": client_ip})
         return auth
 
@@ -142,9 +145,24 @@ class Simulator:
         nip = self.nip_of(identity)
         return nip is not None and context[1][:10] == nip and len(context[1]) >= 10
 
+    def owner_permissions(self, context: Context) -> frozenset[str]:
+        """Every token permission but EnforcementOperations, which only a bailiff's context
+        (/testdata/person with isBailiff) or an EnforcementAuthority subject's holds."""
+        nip = context[1][:10]
+        person = self.store.persons.get(nip) or {}
+        subject = self.store.subjects.get(nip) or {}
+        if person.get("isBailiff") or subject.get("subjectType") == "EnforcementAuthority":
+            return ALL_PERMISSIONS
+        return ALL_PERMISSIONS - {"EnforcementOperations"}
+
+    def is_deceased(self, identity: Identity | None) -> bool:
+        """A person made by /testdata/person with isDeceased: logins end 470, redeem is 21308."""
+        nip = self.nip_of(identity) if identity is not None else None
+        return bool(nip and (self.store.persons.get(nip) or {}).get("isDeceased"))
+
     def identity_permissions(self, identity: Identity, context: Context) -> frozenset[str]:
         if self.is_owner(identity, context):
-            return ALL_PERMISSIONS
+            return self.owner_permissions(context)
         granted = self.store.grants.get(context, {}).get(identity, set())
         return frozenset(granted) & ALL_PERMISSIONS
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ksefctl.ksef import KsefClient, RetryPolicy
+from ksefctl.ksef import ClientSettings, KsefClient, RetryPolicy
 from ksefctl.secret import Secret
 from ksefctl.sim.config import SimConfig
 from ksefctl.sim.server import RunningSimulator, start_in_thread
@@ -64,9 +64,9 @@ async def client(
 ) -> AsyncIterator[KsefClient]:
     async with KsefClient(
         sim.base_url,
-        event_hooks=contract.async_hooks(),
-        retry=FAST_RETRY,
-        ambiguity_recheck_s=0.05,
+        ClientSettings(
+            event_hooks=contract.async_hooks(), retry=FAST_RETRY, ambiguity_recheck_s=0.05
+        ),
     ) as ksef:
         yield ksef
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from ksefctl.ksef.errors import (
     error_from_response,
     parse_retry_after,
 )
+from ksefctl.ksef.transport import TlsError, transport_failure
 
 
 def response(status: int, body: object = None, **headers: str) -> httpx.Response:
@@ -157,3 +159,22 @@ def test_retry_after_in_seconds_or_http_date() -> None:
 
     now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("Wed, 01 Jan 2025 12:00:05 GMT", now=now) == 5.0
+
+
+def test_transport_failures_say_whether_the_request_may_have_reached_ksef() -> None:
+    request = httpx.Request("POST", "https://ksef.example/v2/tokens")
+    never = transport_failure(httpx.ConnectError("refused", request=request), "POST", "/tokens")
+    assert never.sent is False and not isinstance(never, TlsError)
+    for lost in (httpx.ReadTimeout("slow", request=request), httpx.RemoteProtocolError("gone")):
+        assert transport_failure(lost, "POST", "/tokens").sent is True
+    assert transport_failure(httpx.ConnectTimeout("slow"), "POST", "/tokens").sent is False
+
+
+def test_tls_failures_are_recognised_by_type_not_by_wording() -> None:
+    # The message says nothing about SSL: only the chained exception's type tells.
+    wrapped = httpx.ConnectError("handshake went wrong")
+    wrapped.__cause__ = ssl.SSLCertVerificationError("verify failed")
+    failure = transport_failure(wrapped, "GET", "/security/public-key-certificates")
+    assert isinstance(failure, TlsError) and failure.sent is False
+    worded = transport_failure(httpx.ConnectError("SSL CERTIFICATE"), "GET", "/x")
+    assert not isinstance(worded, TlsError)

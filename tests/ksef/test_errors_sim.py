@@ -9,6 +9,7 @@ import pytest
 
 from ksefctl.ksef import (
     AmbiguousTokenCreation,
+    ClientSettings,
     KsefClient,
     NotFound,
     PermissionDenied,
@@ -49,7 +50,9 @@ async def test_invalid_input_is_validation_failed_in_both_error_formats(
     hooks = contract.async_hooks()
     hooks.pop("request")  # this test sends an invalid request on purpose
     async with (
-        KsefClient(sim.base_url, event_hooks=hooks, problem_details=problem_details) as ksef,
+        KsefClient(
+            sim.base_url, ClientSettings(event_hooks=hooks, problem_details=problem_details)
+        ) as ksef,
         await ksef.login_with_token("Nip", NIP, token) as session,
     ):
         with pytest.raises(ValidationFailed) as invalid:
@@ -106,7 +109,9 @@ async def test_a_429_storm_is_retried_then_reported(
 ) -> None:
     set_faults(sim, storm_rate=1.0, storm_retry_after=1)
     retry = RetryPolicy(max_attempts=2, max_rate_limited=1, base_delay_s=0.01)
-    async with KsefClient(sim.base_url, event_hooks=contract.async_hooks(), retry=retry) as ksef:
+    async with KsefClient(
+        sim.base_url, ClientSettings(event_hooks=contract.async_hooks(), retry=retry)
+    ) as ksef:
         with pytest.raises(RateLimited) as limited:
             await ksef.public_keys()
     assert limited.value.retry_after == 1.0
@@ -118,7 +123,9 @@ async def test_server_errors_and_dropped_connections_after_retries(
 ) -> None:
     hooks = contract.async_hooks()
     hooks.pop("response")  # injected 500s are, by definition, outside the contract
-    async with KsefClient(sim.base_url, event_hooks=hooks, retry=FAST_RETRY) as client:
+    async with KsefClient(
+        sim.base_url, ClientSettings(event_hooks=hooks, retry=FAST_RETRY)
+    ) as client:
         set_faults(sim, error_rate=1.0)
         with pytest.raises(ServerError, match=r"^KSeF 500 Internal Server Error"):
             await client.public_keys()
@@ -130,7 +137,7 @@ async def test_server_errors_and_dropped_connections_after_retries(
 
 
 async def test_connection_refused_is_a_transport_error_that_never_reached_ksef() -> None:
-    async with KsefClient("http://127.0.0.1:9/v2", retry=FAST_RETRY) as ksef:
+    async with KsefClient("http://127.0.0.1:9/v2", ClientSettings(retry=FAST_RETRY)) as ksef:
         with pytest.raises(TransportError) as refused:
             await ksef.public_keys()
     assert refused.value.sent is False
@@ -173,7 +180,9 @@ async def test_unreadable_answers_are_unexpected_response() -> None:
     }
     for name, answer in cases.items():
         transport = gateway({"GET /v2/security/public-key-certificates": answer})
-        async with KsefClient("https://ksef.example/v2", transport=transport) as ksef:
+        async with KsefClient(
+            "https://ksef.example/v2", ClientSettings(transport=transport)
+        ) as ksef:
             with pytest.raises(UnexpectedResponse) as unexpected:
                 await ksef.public_keys()
         assert "\n" not in str(unexpected.value), name
@@ -191,7 +200,9 @@ async def test_nothing_found_after_a_lost_answer_says_generating_again_is_safe()
             return httpx.Response(200, json={"tokens": []})
         raise AssertionError(request.url)
 
-    transport = Transport("https://ksef.example/v2", transport=httpx.MockTransport(respond))
+    transport = Transport(
+        "https://ksef.example/v2", ClientSettings(transport=httpx.MockTransport(respond))
+    )
     far = IssuedToken(Secret("jwt"), datetime.fromisoformat(now), 1e9, 0.0)
     session = Session(transport, ContextId("Nip", NIP), "ref", far, far, ambiguity_recheck_s=0.0)
     with pytest.raises(AmbiguousTokenCreation) as lost:

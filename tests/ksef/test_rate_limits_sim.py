@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ksefctl.ksef import KsefClient, WindowLimits, minimum_duration
+from ksefctl.ksef import ClientSettings, KsefClient, WindowLimits, minimum_duration
 from ksefctl.secret import Secret
 from ksefctl.sim.server import RunningSimulator
 from tests.contract import ContractChecker
@@ -20,7 +20,8 @@ async def test_forty_token_operations_fit_small_limits_without_a_single_429(
     secrets_seen.append(token)
     async with (
         KsefClient(
-            sim.base_url, event_hooks=contract.async_hooks(), learn_rate_limits=False
+            sim.base_url,
+            ClientSettings(event_hooks=contract.async_hooks(), learn_rate_limits=False),
         ) as ksef,
         await ksef.login_with_token("Nip", NIP, token) as session,
     ):
@@ -50,8 +51,8 @@ async def test_a_429_caused_by_another_machine_is_waited_out(
     secrets_seen.append(token)
     hooks = contract.async_hooks()
     async with (
-        KsefClient(sim.base_url, event_hooks=hooks) as first,
-        KsefClient(sim.base_url, event_hooks=hooks) as second,
+        KsefClient(sim.base_url, ClientSettings(event_hooks=hooks)) as first,
+        KsefClient(sim.base_url, ClientSettings(event_hooks=hooks)) as second,
     ):
         one = await first.login_with_token("Nip", NIP, token)
         other = await second.login_with_token("Nip", NIP, token)

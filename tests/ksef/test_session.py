@@ -11,6 +11,7 @@ import pytest
 
 from ksefctl.ksef import (
     AuthenticationFailed,
+    ClientSettings,
     KsefClient,
     KsefError,
     NotAuthenticated,
@@ -205,6 +206,6 @@ async def test_redirects_are_not_followed(sim: RunningSimulator) -> None:
     transport = httpx.MockTransport(
         lambda request: httpx.Response(307, headers={"location": "https://elsewhere/v2"})
     )
-    async with KsefClient(sim.base_url, transport=transport) as ksef:
+    async with KsefClient(sim.base_url, ClientSettings(transport=transport)) as ksef:
         with pytest.raises(KsefError, match="redirect to https://elsewhere/v2 not followed"):
             await ksef.public_keys()
