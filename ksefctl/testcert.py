@@ -148,3 +148,17 @@ def fingerprint(certificate_pem: bytes) -> str:
 def _require(pattern: re.Pattern[str], value: str, name: str, digits: int) -> None:
     if not pattern.fullmatch(value):
         raise UsageError(f"{name} must be exactly {digits} digits, got {value!r}")
+
+
+_PESEL_WEIGHTS = (1, 3, 7, 9, 1, 3, 7, 9, 1, 3)
+
+
+def pesel_problem(pesel: str) -> str | None:
+    """Why ``pesel`` is not a PESEL (11 digits, the last a check digit), or None when it is one."""
+    if not _PESEL.fullmatch(pesel):
+        return "must be 11 digits"
+    total = sum(int(d) * w for d, w in zip(pesel, _PESEL_WEIGHTS, strict=False))
+    expected = (10 - total % 10) % 10
+    if expected != int(pesel[10]):
+        return f"{pesel} is not a valid PESEL (check digit should be {expected})"
+    return None

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ksefctl import __version__
 from ksefctl.errors import KsefctlError
@@ -30,8 +31,19 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one ``Error:`` line and exit 1, like every other error.
+
+    argparse's own exit status 2 would read as "changes pending" to a pipeline
+    running ``plan --detailed-exitcode``.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"Error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ksefctl",
         description="Declarative KSeF token management with secrets in Vault.",
     )

@@ -15,6 +15,7 @@ from ksefctl.errors import UsageError
 from ksefctl.manifest import load_manifests
 from ksefctl.manifest.model import ContextId, Desired
 from ksefctl.reconcile.engine import Failure, Key, PruneScope, RunSettings
+from ksefctl.reconcile.planfile import KIND as PLAN_KIND
 from ksefctl.reconcile.selection import Shard, select, selector
 from ksefctl.vault.config import ALLOW_HTTP_VARIABLE
 
@@ -47,6 +48,17 @@ def add_selector_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 class _AllowInsecureVault(argparse.Action):
     """The command-line spelling of KSEFCTL_VAULT_ALLOW_HTTP=1, which the Vault store reads
     like the other VAULT_* settings."""
@@ -61,7 +73,7 @@ class _AllowInsecureVault(argparse.Action):
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--parallelism",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="contexts handled at once (default: 64)",
@@ -103,16 +115,51 @@ def load_selected(args: argparse.Namespace) -> Desired:
 
 
 def load_run(
-    files: Sequence[str], nips: Sequence[str] = (), shard_text: str | None = None
+    files: Sequence[str],
+    nips: Sequence[str] = (),
+    shard_text: str | None = None,
+    *,
+    prune: bool = False,
 ) -> tuple[Desired, PruneScope]:
-    """The selected part of the manifests, and what ``--prune`` may clean beyond them."""
-    desired = load_manifests(list(files))
+    """The selected part of the manifests, and what ``--prune`` may clean beyond them.
+
+    A ``--nip`` no manifest declares is refused (a typo would otherwise plan
+    nothing and exit 0), unless ``prune``: a context that left the manifests is
+    exactly what ``--prune --nip`` is for.
+    """
+    refuse_saved_plans(files)
     shard = Shard.parse(shard_text) if shard_text else None
+    desired = load_manifests(list(files))
+    if not prune:
+        declared = {c.context.nip for c in desired.contexts} | {
+            c.context.value for c in desired.contexts
+        }
+        unknown = [nip for nip in dict.fromkeys(nips) if nip not in declared]
+        if unknown:
+            raise UsageError(
+                f"--nip {', '.join(unknown)}: no such context in the manifests "
+                "(with --prune, a context that left them may be named)"
+            )
     scope = PruneScope(
         declared=frozenset((p.owner, c.context) for p in desired.policies for c in p.contexts),
         selected=selector(nips, shard),
     )
     return select(desired, nips, shard), scope
+
+
+def refuse_saved_plans(files: Sequence[str]) -> None:
+    """A saved plan given to ``-f`` (``apply -f F PLAN`` puts PLAN there) is named as such."""
+    for name in files:
+        path = Path(name)
+        if name == "-" or not path.is_file():
+            continue
+        with path.open("rb") as file:
+            head = file.read(4096)
+        if head.lstrip().startswith(b"{") and f'"kind": "{PLAN_KIND}"'.encode() in head:
+            raise UsageError(
+                f"{name} is a saved plan, not a manifest: apply it alone with "
+                f"`ksefctl apply {name}` (without -f)"
+            )
 
 
 def manifest_digests(files: Sequence[str]) -> dict[str, str]:
@@ -124,7 +171,12 @@ def manifest_digests(files: Sequence[str]) -> dict[str, str]:
         path = Path(name)
         paths = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]) if path.is_dir() else [path]
         for item in paths:
-            digests[str(item)] = hashlib.sha256(item.read_bytes()).hexdigest()
+            try:
+                digests[str(item.resolve())] = hashlib.sha256(item.read_bytes()).hexdigest()
+            except OSError as error:
+                raise UsageError(
+                    f"cannot read manifest {item}: {error.strerror or error}"
+                ) from None
     return digests
 
 
@@ -143,9 +195,14 @@ def parse_now(text: str | None) -> Callable[[], datetime]:
 def run_settings(
     args: argparse.Namespace, progress: Callable[[Key, bool], None] | None
 ) -> RunSettings:
-    parallelism = args.parallelism or int(os.environ.get("KSEFCTL_PARALLELISM", "64"))
-    if parallelism < 1:
-        raise UsageError("--parallelism must be at least 1")
+    if args.parallelism is not None:
+        parallelism = args.parallelism
+    else:
+        text = os.environ.get("KSEFCTL_PARALLELISM", "64")
+        try:
+            parallelism = positive_int(text)
+        except argparse.ArgumentTypeError as error:
+            raise UsageError(f"KSEFCTL_PARALLELISM {error}") from None
     cache_off = getattr(args, "no_session_cache", False) or os.environ.get(
         "KSEFCTL_SESSION_CACHE", ""
     ).strip().lower() in ("0", "off", "false", "no")

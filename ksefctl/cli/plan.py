@@ -11,6 +11,7 @@ from typing import Any
 from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
 from ksefctl.errors import UsageError
+from ksefctl.manifest.model import Desired
 from ksefctl.reconcile.model import PlanOptions
 from ksefctl.reconcile.planfile import save_plan
 from ksefctl.reconcile.render import render_json, render_text
@@ -51,7 +52,10 @@ def add_match_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def adopt_match(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+def adopt_match(
+    args: argparse.Namespace, desired: Desired | None = None
+) -> tuple[tuple[str, str], ...]:
+    """``--match`` pairs; with ``desired``, each NAME must be a token the selected contexts declare."""
     pairs = []
     for item in args.match:
         name, sep, text = item.partition("=")
@@ -62,6 +66,14 @@ def adopt_match(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
         pairs.append((name.strip(), text.strip()))
     if pairs and not args.adopt:
         raise UsageError("--match only makes sense with --adopt")
+    if desired is not None:
+        declared = {t.name for c in desired.contexts for t in c.tokens}
+        unknown = sorted({name for name, _ in pairs} - declared)
+        if unknown:
+            raise UsageError(
+                f"--match {', '.join(unknown)}: no token of that name is declared "
+                "in the selected contexts"
+            )
     return tuple(pairs)
 
 
@@ -70,8 +82,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    options = PlanOptions(adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args))
-    desired, scope = _common.load_run(args.files, args.nip, args.shard)
+    if args.out and "-" in args.files:
+        raise UsageError(
+            "--out cannot save a plan of a manifest read from stdin (-f -): apply re-reads "
+            "the manifests a plan names; write the manifest to a file and plan that"
+        )
+    desired, scope = _common.load_run(args.files, args.nip, args.shard, prune=args.prune)
+    options = PlanOptions(
+        adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args, desired)
+    )
     async with observe_and_plan(args, options, lock=False, desired=desired, prune=scope) as outcome:
         plan, failures = outcome.plan, outcome.failures
         if args.out:

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     nip = args.nip
     args.nip = [nip]  # the selector takes a list
-    desired = _common.load_selected(args)
+    # Its own message below names the one NIP revoke is about.
+    desired = _common.load_run(args.files, args.nip, prune=True)[0]
     if not desired.contexts:
         raise UsageError(f"no context with NIP {nip} in the manifest")
     async with observe_and_plan(args, PlanOptions(), lock=True, desired=desired) as outcome:

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ksefctl.errors import KsefctlError, UsageError
-from ksefctl.testcert import fingerprint, make_personal_certificate, make_seal_certificate
+from ksefctl.testcert import (
+    fingerprint,
+    make_personal_certificate,
+    make_seal_certificate,
+    pesel_problem,
+)
+from ksefctl.vocabulary import nip_problem
 
 
 class OutputExists(KsefctlError):
@@ -49,6 +55,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A certificate for an identifier KSeF can never know would only fail at login, later.
+    if args.nip is not None and (problem := nip_problem(args.nip)):
+        raise UsageError(f"--nip {args.nip!r}: {problem}")
+    if args.pesel is not None and (problem := pesel_problem(args.pesel)):
+        raise UsageError(f"--pesel {args.pesel!r}: {problem}")
     kind = args.kind or ("personal" if args.pesel else "seal")
     if kind == "seal":
         if args.pesel:

@@ -99,9 +99,20 @@ ErrorKind = Literal["malformed", "signature", "certificate"]
 class XadesError(Exception):
     """The document was refused; ``kind`` is ``malformed``, ``signature`` or ``certificate``."""
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        code: int | None = None,
+        status_detail: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
+        # KSeF's 400 code when it has a specific one (21001, 21401, 9102, 9103, 21115), and
+        # the documented 460 detail for a certificate refusal.
+        self.code = code
+        self.status_detail = status_detail
 
     def __repr__(self) -> str:
         return f"XadesError({self.kind!r}, {str(self)!r})"
@@ -156,7 +167,9 @@ def verify_auth_request(
 
 def _parse(document: bytes) -> etree._Element:
     if len(document) > MAX_DOCUMENT_BYTES:
-        raise XadesError("malformed", f"the document is larger than {MAX_DOCUMENT_BYTES} bytes")
+        raise XadesError(
+            "malformed", f"the document is larger than {MAX_DOCUMENT_BYTES} bytes", code=21001
+        )
     parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -168,7 +181,9 @@ def _parse(document: bytes) -> etree._Element:
     try:
         tree = etree.ElementTree(etree.fromstring(document, parser))
     except etree.XMLSyntaxError as error:
-        raise XadesError("malformed", f"the document is not well-formed XML: {error}") from None
+        raise XadesError(
+            "malformed", f"the document is not well-formed XML: {error}", code=21001
+        ) from None
     # An AuthTokenRequest has no business carrying a DTD; refusing it closes
     # every entity trick (XXE, billion laughs) regardless of parser settings.
     if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:
@@ -179,11 +194,12 @@ def _parse(document: bytes) -> etree._Element:
 def _the_signature(root: etree._Element) -> etree._Element:
     signatures = list(root.iter(f"{{{DS}}}Signature"))
     if not signatures:
-        raise XadesError("malformed", "the document is not signed")
+        raise XadesError("malformed", "the document is not signed", code=9102)
     if len(signatures) > 1:
         raise XadesError(
             "malformed",
             f"the document carries {len(signatures)} signatures; exactly one is allowed",
+            code=9103,
         )
     return signatures[0]
 
@@ -223,6 +239,7 @@ def _validate_schema(request: etree._Element) -> None:
         raise XadesError(
             "malformed",
             f"the AuthTokenRequest does not match its schema: {error.message if error else ''}",
+            code=21401,
         )
 
 
@@ -507,7 +524,7 @@ def _signing_certificate(signature: etree._Element) -> x509.Certificate:
             certificates.append(x509.load_der_x509_certificate(base64.b64decode(_text(element))))
         except ValueError:
             raise XadesError(
-                "malformed", "KeyInfo holds a certificate that cannot be decoded"
+                "malformed", "KeyInfo holds a certificate that cannot be decoded", code=21115
             ) from None
     if not certificates:
         raise XadesError(
@@ -638,9 +655,17 @@ def _check_signed_properties(
 
 def _check_validity(certificate: x509.Certificate, now: datetime.datetime) -> None:
     if now < certificate.not_valid_before_utc:
-        raise XadesError("certificate", "the signing certificate is not valid yet")
+        raise XadesError(
+            "certificate",
+            "the signing certificate is not valid yet",
+            status_detail="Nieważny certyfikat",
+        )
     if now > certificate.not_valid_after_utc:
-        raise XadesError("certificate", "the signing certificate has expired")
+        raise XadesError(
+            "certificate",
+            "the signing certificate has expired",
+            status_detail="Nieważny certyfikat",
+        )
 
 
 def _identity(certificate: x509.Certificate) -> tuple[str, str]:
