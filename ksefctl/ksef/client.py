@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ksefctl.ksef import auth
 from ksefctl.ksef.auth import PendingAuth, json_of
-from ksefctl.ksef.errors import ServerError, TransportError
+from ksefctl.ksef.errors import ServerError, TransportError, ValidationFailed
 from ksefctl.ksef.keys import TOKEN_ENCRYPTION, PublicKey, parse_public_keys, select_key
 from ksefctl.ksef.limits import AUTH
 from ksefctl.ksef.session import Session
@@ -28,6 +28,8 @@ log = logging.getLogger("ksefctl.ksef")
 CONTEXT_TYPES = ("Nip", "InternalId")
 # KSeF decides a login within seconds; a minute means it is stuck.
 LOGIN_DEADLINE_S = 60.0
+# "Przesłany identyfikator klucza jest nieznany lub wskazuje na wycofany klucz."
+UNKNOWN_PUBLIC_KEY = 21470
 # Whole logins started over after a transport failure or 5xx half-way.
 LOGIN_ATTEMPTS = 3
 
@@ -71,22 +73,44 @@ class KsefClient:
     # -- public keys -----------------------------------------------------------
 
     async def public_keys(self) -> list[PublicKey]:
-        """KSeF's public-key certificates, fetched once per client."""
+        """KSeF's public-key certificates, fetched once per client (again after a 21470)."""
         async with self._keys_lock:
             if self._keys is None:
-                where = "GET /security/public-key-certificates"
-                response = await self._transport.request(
-                    "GET",
-                    "/security/public-key-certificates",
-                    group=AUTH,
-                    context=None,
-                    idempotent=True,
-                )
-                self._keys = parse_public_keys(json_of(response, where))
+                self._keys = await self._fetch_keys()
             return self._keys
+
+    async def _fetch_keys(self) -> list[PublicKey]:
+        where = "GET /security/public-key-certificates"
+        response = await self._transport.request(
+            "GET",
+            "/security/public-key-certificates",
+            group=AUTH,
+            context=None,
+            idempotent=True,
+        )
+        return parse_public_keys(json_of(response, where))
 
     async def token_encryption_key(self) -> PublicKey:
         return select_key(await self.public_keys(), TOKEN_ENCRYPTION)
+
+    async def _key_after_refusal(self, refused: PublicKey) -> PublicKey:
+        """The key to use after KSeF refused ``refused`` with 21470 (an emergency rotation).
+
+        The list is fetched again once for all the logins that met the refusal:
+        whoever comes after the refetch finds a list without the refused key
+        and uses it as it is.
+        """
+        async with self._keys_lock:
+            if self._keys is None or any(
+                k.public_key_id == refused.public_key_id for k in self._keys
+            ):
+                self._keys = await self._fetch_keys()
+                log.info(
+                    "KSeF refused public key %s (21470): fetched the keys again",
+                    refused.public_key_id,
+                )
+            keys = self._keys
+        return select_key(keys, TOKEN_ENCRYPTION)
 
     # -- login -----------------------------------------------------------------
 
@@ -98,13 +122,28 @@ class KsefClient:
 
         async def start() -> PendingAuth:
             key = await self.token_encryption_key()
-            challenge = await auth.challenge(self._transport)
-            encrypted = key.encrypt_token(ksef_token, challenge.timestamp_ms)
-            return await auth.start_with_token(
-                self._transport, context, challenge, encrypted, key.public_key_id
-            )
+            try:
+                return await self._start_with_token(context, ksef_token, key)
+            except ValidationFailed as error:
+                if UNKNOWN_PUBLIC_KEY not in error.codes:
+                    raise
+                # The key was retired (emergency rotation): one retry with the current list.
+                fresh = await self._key_after_refusal(key)
+                if fresh.public_key_id == key.public_key_id:
+                    raise
+                return await self._start_with_token(context, ksef_token, fresh)
 
         return await self._login(context, start)
+
+    async def _start_with_token(
+        self, context: ContextId, ksef_token: Secret, key: PublicKey
+    ) -> PendingAuth:
+        # A fresh challenge each time: KSeF may have spent the last one on the refusal.
+        challenge = await auth.challenge(self._transport)
+        encrypted = key.encrypt_token(ksef_token, challenge.timestamp_ms)
+        return await auth.start_with_token(
+            self._transport, context, challenge, encrypted, key.public_key_id
+        )
 
     async def login_with_certificate(
         self,

@@ -6,7 +6,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ksefctl.sim import routes_admin, routes_auth, routes_testdata, routes_tokens
+from ksefctl.sim import (
+    routes_admin,
+    routes_auth,
+    routes_permissions,
+    routes_testdata,
+    routes_tokens,
+)
 from ksefctl.sim.problems import BadRequest
 from ksefctl.sim.service import Simulator
 from ksefctl.sim.web import FaultLayer
@@ -16,6 +22,7 @@ def build_app(sim: Simulator) -> FaultLayer:
     routes = [
         *routes_auth.routes(sim),
         *routes_tokens.routes(sim),
+        *routes_permissions.routes(sim),
         *routes_testdata.routes(sim),
         *routes_admin.routes(sim),
     ]

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from ksefctl.sim.keys import RotationStep
+
 # Rate-limit groups as EffectiveApiRateLimits names them, with KSeF's documented defaults.
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, int, int]] = {
     "onlineSession": (10, 30, 120),
@@ -82,6 +84,9 @@ class SimConfig:
     refresh_token_ttl_s: float = 7 * 24 * 3600.0
     auth_operation_ttl_s: float = 7 * 24 * 3600.0
     access_log: bool = False
+    # Public-key rotation steps run at start, in order (keys.RotationStep), e.g.
+    # [{"action": "publish"}, {"action": "retire"}]: an emergency rotation.
+    public_keys: tuple[RotationStep, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> SimConfig:
@@ -95,7 +100,11 @@ class SimConfig:
                 values = [values["perSecond"], values["perMinute"], values["perHour"]]
             per_second, per_minute, per_hour = (int(v) for v in values)
             limits[group] = (per_second, per_minute, per_hour)
-        return cls(faults=faults, rate_limits=limits, **_checked(cls, data))
+        try:
+            steps = tuple(RotationStep.parse(step) for step in data.pop("public_keys", None) or ())
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"public_keys: {error}") from None
+        return cls(faults=faults, rate_limits=limits, public_keys=steps, **_checked(cls, data))
 
     @classmethod
     def load(cls, path: str | Path) -> SimConfig:
@@ -117,7 +126,7 @@ def _checked(kind: type[Any], changes: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, value in changes.items():
         spec = known.get(name)
-        if spec is None or name in ("faults", "rate_limits"):
+        if spec is None or name in ("faults", "rate_limits", "public_keys"):
             raise ConfigError(f"unknown setting {name!r}")
         expected = str(spec.type)
         try:

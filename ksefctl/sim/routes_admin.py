@@ -1,8 +1,10 @@
 """/_sim: the simulator's own control panel, outside the KSeF API.
 
 Faults and global limits can be changed while it runs; statistics can be read
-and reset; and tests can skip ceremony: mint a KSeF token or open a session
-for any identity directly, or move the clock forward.
+and reset; KSeF's public keys can be rotated (``/_sim/public-keys``, the same
+steps as ``public_keys`` in ``--config``, see ``keys.py``); and tests can skip
+ceremony: mint a KSeF token or open a session for any identity directly, or
+move the clock forward.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from starlette.routing import Route
 
 from ksefctl.sim.config import DEFAULT_RATE_LIMITS, ConfigError
 from ksefctl.sim.ids import iso, reference_number
+from ksefctl.sim.keys import RotationStep, UnknownKey, rotate, valid_at
 from ksefctl.sim.model import TOKEN_PERMISSIONS, AuthOperation
 from ksefctl.sim.problems import BadRequest
 from ksefctl.sim.routes_auth import LOGIN_CONTEXTS, TOKEN_METHOD
@@ -37,7 +40,39 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
+def _rotate(sim: Simulator, step: RotationStep) -> dict[str, Any] | None:
+    """Apply one rotation step; the description of the key it created, if any."""
+    keys, created = rotate(sim.store.keys, step, sim.now())
+    sim.store.keys = keys
+    # A state file keeps the rotation across restarts, as it keeps the keys themselves.
+    sim.store.db.put("meta", "keys", [key.to_pem() for key in keys])
+    return created.describe() if created is not None else None
+
+
+def _listed(sim: Simulator) -> list[dict[str, Any]]:
+    now = sim.now()
+    return [dict(key.describe(), acceptedNow=valid_at(key, now)) for key in sim.store.keys]
+
+
 def routes(sim: Simulator) -> list[Route]:
+    # --config rotation steps, applied once when the simulator is built.
+    for step in sim.config.public_keys:
+        _rotate(sim, step)
+
+    async def get_public_keys(request: Request) -> Response:
+        return json_response(_listed(sim))
+
+    async def rotate_public_keys(request: Request) -> Response:
+        """One step: {"action": "publish"|"recertify"|"retire", "usage"?, "publicKeyId"?,
+        "validFrom"?, "validTo"?}; answers the key it created and the keys now listed."""
+        try:
+            created = _rotate(sim, RotationStep.parse(await _body(request)))
+        except UnknownKey as error:
+            return _error(str(error), status=404)
+        except (ValueError, TypeError) as error:
+            return _error(str(error))
+        return json_response({"created": created, "keys": _listed(sim)})
+
     async def health(request: Request) -> Response:
         return json_response({"ok": True})
 
@@ -153,6 +188,8 @@ def routes(sim: Simulator) -> list[Route]:
 
     return [
         Route("/_sim/health", health, methods=["GET"]),
+        Route("/_sim/public-keys", get_public_keys, methods=["GET"]),
+        Route("/_sim/public-keys", rotate_public_keys, methods=["POST"]),
         Route("/_sim/faults", get_faults, methods=["GET"]),
         Route("/_sim/faults", put_faults, methods=["PUT", "PATCH"]),
         Route("/_sim/stats", get_stats, methods=["GET"]),

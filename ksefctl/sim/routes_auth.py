@@ -11,7 +11,7 @@ from typing import Any
 from starlette.responses import Response
 
 from ksefctl.sim.ids import iso, reference_number, secret_hash
-from ksefctl.sim.keys import TOKEN_ENCRYPTION, DecryptionError
+from ksefctl.sim.keys import TOKEN_ENCRYPTION, DecryptionError, accepted_key
 from ksefctl.sim.model import AuthOperation, Context, Identity
 from ksefctl.sim.problems import BadRequest, Forbidden, Gone
 from ksefctl.sim.service import Simulator
@@ -130,14 +130,8 @@ async def ksef_token(call: Call) -> Response:
     # IP policy never reaches the key list, the challenge or a session.
     key_id = public_key_id(body.get("publicKeyId"))
     policy = authorization_policy(body.get("authorizationPolicy"))
-    key = next(
-        (
-            k
-            for k in sim.store.keys
-            if k.usage == TOKEN_ENCRYPTION and key_id in (None, k.public_key_id)
-        ),
-        None,
-    )
+    # Unknown, retired (no longer listed) or outside its validity: 21470, as KSeF says.
+    key = accepted_key(sim.store.keys, TOKEN_ENCRYPTION, key_id, sim.now())
     if key is None:
         raise BadRequest(21470, f"Klucz o identyfikatorze {key_id} nie jest wspierany.")
     found = sim.take_challenge(body["challenge"])

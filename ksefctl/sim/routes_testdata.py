@@ -30,8 +30,20 @@ async def create_subject(call: Call) -> Response:
     if body.get("subjectType") not in SUBJECT_TYPES:
         raise BadRequest(21405, "Nieznana wartość pola 'subjectType'.")
     description = text(body, "description", 5, 256)
+    subunits = [
+        item["subjectNip"]
+        for item in body.get("subunits") or []
+        if isinstance(item, dict) and isinstance(item.get("subjectNip"), str)
+    ]
     call.sim.store.put_subject(
-        nip, {"subjectType": body["subjectType"], "description": description}
+        nip,
+        {
+            "subjectType": body["subjectType"],
+            "description": description,
+            # Read by /permissions (entity roles, subunit administrators).
+            "subunits": subunits,
+            "created": call.sim.now(),
+        },
     )
     return Response(status_code=200)
 
@@ -41,8 +53,8 @@ async def remove_subject(call: Call) -> Response:
     nip = _nip(body, "subjectNip")
     store = call.sim.store
     store.remove_subject(nip)
-    for identity in list(store.grants.get(("Nip", nip), {})):
-        store.revoke_grants(("Nip", nip), identity)
+    for grant in store.grants.in_context(("Nip", nip)):
+        store.grants.remove(grant.id)
     return Response(status_code=200)
 
 

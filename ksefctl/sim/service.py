@@ -17,6 +17,7 @@ from typing import Any
 import jwt
 
 from ksefctl.sim.config import Faults, SimConfig
+from ksefctl.sim.grants import invalidate_unbacked_tokens
 from ksefctl.sim.ids import reference_number
 from ksefctl.sim.model import TOKEN_PERMISSIONS, AuthOperation, Context, Identity, Token
 from ksefctl.sim.problems import Forbidden, Unauthorized
@@ -163,10 +164,20 @@ class Simulator:
     def identity_permissions(self, identity: Identity, context: Context) -> frozenset[str]:
         if self.is_owner(identity, context):
             return self.owner_permissions(context)
-        granted = self.store.grants.get(context, {}).get(identity, set())
+        self.settle_permissions()
+        granted = self.store.grants.effective(identity, self.nip_of(identity), context)
         return frozenset(granted) & ALL_PERMISSIONS
 
+    def settle_permissions(self) -> None:
+        """Apply due permission operations; revoke tokens whose author lost what backs them."""
+        grants = self.store.grants
+        grants.settle(self.now())
+        if grants.lost:
+            lost, grants.lost = grants.lost, set()
+            invalidate_unbacked_tokens(self, lost)
+
     def session_permissions(self, auth: AuthOperation) -> frozenset[str]:
+        self.settle_permissions()
         if auth.token_permissions is not None:
             return frozenset(auth.token_permissions)
         if auth.identity is None:

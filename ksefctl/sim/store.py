@@ -12,9 +12,11 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+from ksefctl.sim.grants import PERSON, SYSTEM, Grant, GrantBook, new_grant_id
 from ksefctl.sim.keys import USAGES, KsefKey, ephemeral_keys, generate_key
 from ksefctl.sim.model import AuthOperation, Context, Identity, Token
 
@@ -84,7 +86,7 @@ class Store:
         self.tokens_by_context: dict[Context, list[Token]] = {}
         self.auths: dict[str, AuthOperation] = {}
         self.auths_by_context: dict[Context, list[AuthOperation]] = {}
-        self.grants: dict[Context, dict[Identity, set[str]]] = {}
+        self.grants = GrantBook(self.db)
         self.person_nip: dict[str, str] = {}  # PESEL -> NIP it is linked to
         # NIP -> the /testdata/person record made for it ({pesel, isBailiff, isDeceased}).
         self.persons: dict[str, dict[str, Any]] = {}
@@ -119,11 +121,12 @@ class Store:
             self._index_auth(AuthOperation.from_json(data))
         for lst2 in self.auths_by_context.values():
             lst2.sort(key=lambda auth: auth.started)
-        for key, permissions in self.db.load("grant"):
+        self.grants.load()
+        # State files from before grant records kept one permission set per identity.
+        for key, permissions in list(self.db.load("grant")):
             context_part, _, identity_part = key.partition("|")
-            self.grants.setdefault(_split(context_part), {})[_split(identity_part)] = set(
-                permissions
-            )
+            self.grant(_split(context_part), _split(identity_part), set(permissions), 0.0)
+            self.db.delete("grant", key)
         for pesel, nip in self.db.load("person"):
             self.person_nip[pesel] = nip
         for nip, person in self.db.load("person_record"):
@@ -169,14 +172,28 @@ class Store:
         self.db.put("auth", auth.reference_number, auth.to_json())
 
     # test data
-    def grant(self, context: Context, identity: Identity, permissions: set[str]) -> None:
-        held = self.grants.setdefault(context, {}).setdefault(identity, set())
-        held |= permissions
-        self.db.put("grant", f"{context_key(context)}|{context_key(identity)}", sorted(held))
+    def grant(
+        self,
+        context: Context,
+        identity: Identity,
+        permissions: set[str],
+        now: float | None = None,
+        descriptions: dict[str, str] | None = None,
+    ) -> None:
+        """Person grants made by the TEST seeding endpoint (author ``System``), effective at once."""
+        now = time.time() if now is None else now
+        for permission in sorted(permissions):
+            description = (descriptions or {}).get(permission) or f"Dane testowe: {permission}"
+            self.grants.add(
+                Grant(
+                    new_grant_id(), PERSON, context, identity, permission, description, SYSTEM, now
+                )
+            )
 
     def revoke_grants(self, context: Context, identity: Identity) -> None:
-        self.grants.get(context, {}).pop(identity, None)
-        self.db.delete("grant", f"{context_key(context)}|{context_key(identity)}")
+        for grant in self.grants.in_context(context):
+            if grant.subject == identity and grant.kind == PERSON:
+                self.grants.remove(grant.id)
 
     def link_person(self, pesel: str, nip: str) -> None:
         self.person_nip[pesel] = nip

@@ -98,6 +98,8 @@ def api_route(
                 if not verdict.allowed:
                     sim.stats.throttled += 1
                     raise TooManyRequests(verdict.retry_after, verdict.detail)
+            # Grant changes take effect (and revoke unbacked tokens) before anything reads them.
+            sim.settle_permissions()
             response = await handler(Call(sim, request, client_ip, auth))
         except ApiError as error:
             if not counted:
