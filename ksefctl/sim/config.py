@@ -57,6 +57,8 @@ class Faults:
     revocation_delay_s: float = 0.5  # Revoking -> Revoked after this long
     failed_activation_rate: float = 0.0  # share of new tokens that end Failed instead of Active
     auth_delay_s: float = 0.0  # GET /auth/{ref} answers 100 for this long
+    enrollment_delay_s: float = 0.5  # a certificate enrolment answers 100 for this long
+    failed_enrollment_rate: float = 0.0  # share of enrolments that end 500 instead of 200
 
     def merged(self, changes: dict[str, Any]) -> Faults:
         return dataclasses.replace(self, **_checked(Faults, changes))

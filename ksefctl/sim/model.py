@@ -102,6 +102,8 @@ class AuthOperation:
     refresh_valid_until: float | None = None
     last_refresh: float | None = None
     revoked: bool = False
+    # DN attributes of the XAdES signing certificate: GET /certificates/enrollments/data
+    enrollment_data: dict[str, str] | None = None
 
     def status(self, now: float) -> dict[str, Any]:
         if now < self.ready_at:
@@ -136,4 +138,77 @@ class AuthOperation:
         data["context"] = tuple(data["context"])
         if data.get("identity") is not None:
             data["identity"] = tuple(data["identity"])
+        return cls(**data)
+
+
+CERTIFICATE_TYPES = ("Authentication", "Offline")
+CERTIFICATE_STATUSES = ("Active", "Blocked", "Revoked", "Expired")
+REVOCATION_REASONS = ("Unspecified", "Superseded", "KeyCompromise")
+
+
+@dataclass
+class Enrollment:
+    """A KSeF certificate request: 100 until ``ready_at``, then its outcome (issued lazily)."""
+
+    reference_number: str
+    subject: Identity
+    name: str
+    type: str  # Authentication | Offline
+    csr: str  # Base64 DER, kept until the certificate is issued
+    requested: float
+    valid_from: float | None
+    ready_at: float
+    code: int = 100  # 100 until settled; then 200, or the failure code decided at submission
+    outcome: int = 200
+    details: list[str] = field(default_factory=list)
+    serial: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Enrollment:
+        data = dict(data)
+        data["subject"] = tuple(data["subject"])
+        return cls(**data)
+
+
+@dataclass
+class KsefCertificate:
+    """A certificate the simulator's CA issued; Expired is derived from ``valid_to``."""
+
+    serial: str  # 16 upper-case hex digits
+    subject: Identity
+    name: str
+    type: str
+    common_name: str
+    der: str  # Base64 DER
+    fingerprint: str  # SHA-256 of the DER, upper-case hex
+    public_key: str  # Base64 SubjectPublicKeyInfo DER, to spot a key certified twice
+    requested: float
+    valid_from: float
+    valid_to: float
+    status: str = "Active"  # Active | Blocked | Revoked
+    revocation_reason: str | None = None
+    due: float | None = None  # Blocked -> Revoked
+    last_use: float | None = None
+
+    def settle(self, now: float) -> bool:
+        if self.due is None or now < self.due:
+            return False
+        self.status, self.due = "Revoked", None
+        return True
+
+    def status_at(self, now: float) -> str:
+        if self.status == "Active" and now > self.valid_to:
+            return "Expired"
+        return self.status
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KsefCertificate:
+        data = dict(data)
+        data["subject"] = tuple(data["subject"])
         return cls(**data)

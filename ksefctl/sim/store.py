@@ -18,7 +18,14 @@ from typing import Any
 
 from ksefctl.sim.grants import PERSON, SYSTEM, Grant, GrantBook, new_grant_id
 from ksefctl.sim.keys import USAGES, KsefKey, ephemeral_keys, generate_key
-from ksefctl.sim.model import AuthOperation, Context, Identity, Token
+from ksefctl.sim.model import (
+    AuthOperation,
+    Context,
+    Enrollment,
+    Identity,
+    KsefCertificate,
+    Token,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -93,6 +100,14 @@ class Store:
         self.blocked_contexts: set[Context] = set()  # /testdata/context/block: logins end 480
         self.subjects: dict[str, dict[str, Any]] = {}
         self.rate_overrides: dict[Context, dict[str, tuple[int, int, int]]] = {}
+        self.enrollments: dict[str, Enrollment] = {}
+        self.enrollments_by_subject: dict[Identity, list[Enrollment]] = {}
+        self.certificates: dict[str, KsefCertificate] = {}  # by serial number
+        self.certificates_by_subject: dict[Identity, list[KsefCertificate]] = {}
+        self.certificates_by_fingerprint: dict[str, KsefCertificate] = {}
+        # Subject ("Nip:…") -> {"enrollment": n, "certificate": n} set through /testdata/limits.
+        self.subject_limits: dict[str, dict[str, int]] = {}
+        self.ca_pem: dict[str, str] | None = None  # the certificate authority's key and certificate
         self.seq = 0
         self.jwt_key = ""
         self.keys: tuple[KsefKey, ...] = ()
@@ -137,6 +152,13 @@ class Store:
             self.subjects[nip] = subject
         for key, limits in self.db.load("rate"):
             self.rate_overrides[_split(key)] = {g: tuple(v) for g, v in limits.items()}
+        self.ca_pem = meta.get("ca")
+        for _, data in self.db.load("enrollment"):
+            self._index_enrollment(Enrollment.from_json(data))
+        for _, data in self.db.load("certificate"):
+            self._index_certificate(KsefCertificate.from_json(data))
+        for key, limits in self.db.load("subject_limits"):
+            self.subject_limits[key] = limits
 
     # tokens
     def next_seq(self) -> int:
@@ -237,6 +259,42 @@ class Store:
         else:
             self.rate_overrides[context] = limits
             self.db.put("rate", context_key(context), {g: list(v) for g, v in limits.items()})
+
+    # KSeF certificates
+    def set_ca(self, pem: dict[str, str]) -> None:
+        self.ca_pem = pem
+        self.db.put("meta", "ca", pem)
+
+    def add_enrollment(self, enrollment: Enrollment) -> None:
+        self._index_enrollment(enrollment)
+        self.save_enrollment(enrollment)
+
+    def _index_enrollment(self, enrollment: Enrollment) -> None:
+        self.enrollments[enrollment.reference_number] = enrollment
+        self.enrollments_by_subject.setdefault(enrollment.subject, []).append(enrollment)
+
+    def save_enrollment(self, enrollment: Enrollment) -> None:
+        self.db.put("enrollment", enrollment.reference_number, enrollment.to_json())
+
+    def add_certificate(self, certificate: KsefCertificate) -> None:
+        self._index_certificate(certificate)
+        self.save_certificate(certificate)
+
+    def _index_certificate(self, certificate: KsefCertificate) -> None:
+        self.certificates[certificate.serial] = certificate
+        self.certificates_by_subject.setdefault(certificate.subject, []).append(certificate)
+        self.certificates_by_fingerprint[certificate.fingerprint] = certificate
+
+    def save_certificate(self, certificate: KsefCertificate) -> None:
+        self.db.put("certificate", certificate.serial, certificate.to_json())
+
+    def set_subject_limits(self, subject: str, limits: dict[str, int] | None) -> None:
+        if limits is None:
+            self.subject_limits.pop(subject, None)
+            self.db.delete("subject_limits", subject)
+        else:
+            self.subject_limits[subject] = limits
+            self.db.put("subject_limits", subject, limits)
 
     def close(self) -> None:
         self.db.close()

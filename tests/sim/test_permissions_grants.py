@@ -219,9 +219,7 @@ def test_subunit_administrators_internal_id_and_vat_group_member(sim: SimHandle)
     assert item["permissionScope"] == "CredentialsManage"
     assert item["subunitName"] == "Oddział Kraków"
     unit_session = sim.session_for(("Pesel", PESEL), ("InternalId", unit))
-    personal = api.post(
-        "/permissions/query/personal/grants", headers=unit_session.headers, json={}
-    )
+    personal = api.post("/permissions/query/personal/grants", headers=unit_session.headers, json={})
     assert [p["permissionScope"] for p in personal.json()["permissions"]] == ["CredentialsManage"]
 
     bad_check = {**body, "contextIdentifier": {"type": "InternalId", "value": unit[:-1] + "0"}}
@@ -360,7 +358,7 @@ def test_pages_are_newest_first_with_has_more(sim: SimHandle) -> None:
     owner = sim.owner_session()
     api = sim.client()
     peselki = ["44051401359", "02070803628", "15062788702"]
-    for i, pesel in enumerate(peselki):
+    for pesel in peselki:
         sim.advance_clock(1)
         permissions = ["InvoiceRead", "InvoiceWrite", "Introspection", "CredentialsRead"]
         grant_persons(api, owner, ("Pesel", pesel), permissions)
