@@ -272,6 +272,7 @@ def start_sim(config: SimConfig | None = None, checker: Any = None) -> SimHandle
     if config.faults.activation_delay_s == SimConfig().faults.activation_delay_s:
         config.faults.activation_delay_s = 0.05
         config.faults.revocation_delay_s = 0.05
+        config.faults.enrollment_delay_s = 0.05
         config.faults.permission_delay_s = 0.05
     return SimHandle(start_in_thread(config), checker)
 

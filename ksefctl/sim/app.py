@@ -9,6 +9,7 @@ from starlette.responses import Response
 from ksefctl.sim import (
     routes_admin,
     routes_auth,
+    routes_certificates,
     routes_permissions,
     routes_testdata,
     routes_tokens,
@@ -23,6 +24,7 @@ def build_app(sim: Simulator) -> FaultLayer:
         *routes_auth.routes(sim),
         *routes_tokens.routes(sim),
         *routes_permissions.routes(sim),
+        *routes_certificates.routes(sim),
         *routes_testdata.routes(sim),
         *routes_admin.routes(sim),
     ]

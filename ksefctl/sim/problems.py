@@ -20,16 +20,22 @@ ERROR_FORMAT_HEADER = "x-error-format"
 DESCRIPTIONS = {
     21001: "Nieczytelna treść.",
     21111: "Nieprawidłowe wyzwanie autoryzacyjne.",
+    21115: "Nieprawidłowy certyfikat.",
+    21117: "Nieprawidłowy identyfikator podmiotu dla wskazanego typu kontekstu.",
+    21217: "Nieprawidłowe kodowanie znaków.",
     21301: "Brak autoryzacji.",
     21304: "Brak uwierzytelnienia.",
+    21308: "Próba wykorzystania metod autoryzacyjnych osoby zmarłej.",
     21401: "Dokument nie jest zgodny ze schemą (xsd).",
     21405: "Błąd walidacji danych wejściowych.",
     21418: "Przekazany token kontynuacji ma nieprawidłowy format.",
     21470: "Przesłany identyfikator klucza jest nieznany lub wskazuje na wycofany klucz.",
     26001: "Nie można nadać tokenowi uprawnień których nie posiadasz.",
     26002: "Nie można wygenerować tokena dla obecnego typu kontekstu.",
+    30001: "Podmiot lub uprawnienie już istnieje.",
     9101: "Nieprawidłowy dokument.",
     9102: "Brak podpisu.",
+    9103: "Przekroczona liczba dozwolonych podpisów.",
     9105: "Nieprawidłowy podpis.",
 }
 

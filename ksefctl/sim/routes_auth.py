@@ -24,6 +24,13 @@ SUCCESS = (200, "Uwierzytelnianie zakończone sukcesem")
 FAILED = "Uwierzytelnianie zakończone niepowodzeniem"
 BAD_TOKEN = "Uwierzytelnianie zakończone niepowodzeniem z powodu błędnego tokenu"
 BAD_CERTIFICATE = "Uwierzytelnianie zakończone niepowodzeniem z powodu błędu certyfikatu"
+DECEASED = (470, FAILED)
+DECEASED_DETAIL = "Próba wykorzystania metod autoryzacyjnych osoby zmarłej"
+BLOCKED = (480, "Uwierzytelnienie zablokowane")
+BLOCKED_DETAIL = (
+    "Podejrzenie incydentu bezpieczeństwa. "
+    "Skontaktuj się z Ministerstwem Finansów przez formularz zgłoszeniowy."
+)
 
 TOKEN_METHOD = {"category": "Token", "code": "token.ksef", "displayName": "Token KSeF"}
 XADES_METHODS = {
@@ -108,9 +115,24 @@ def _start(
 def _permission_outcome(
     sim: Simulator, identity: Identity, context: Context
 ) -> tuple[tuple[int, str], list[str]]:
+    blocked = _blocked_or_deceased(sim, identity, context)
+    if blocked is not None:
+        return blocked
     if sim.identity_permissions(identity, context):
         return SUCCESS, []
     return (415, FAILED), ["Brak przypisanych uprawnień"]
+
+
+def _blocked_or_deceased(
+    sim: Simulator, identity: Identity | None, context: Context
+) -> tuple[tuple[int, str], list[str]] | None:
+    """The TEST scenarios' refusals: a context blocked by /testdata/context/block (480), a person
+    made with isDeceased (470); both end the login after a 202, as KSeF's status codes say."""
+    if context in sim.store.blocked_contexts:
+        return BLOCKED, [BLOCKED_DETAIL]
+    if sim.is_deceased(identity):
+        return DECEASED, [DECEASED_DETAIL]
+    return None
 
 
 async def ksef_token(call: Call) -> Response:
@@ -158,6 +180,9 @@ async def ksef_token(call: Call) -> Response:
         return refuse(token.author, "Token unieważniony")
     if token.status != "Active":
         return refuse(token.author, "Token nieaktywny")
+    refused = _blocked_or_deceased(sim, token.author, context)
+    if refused is not None:
+        return _start(sim, context, token.author, "Token", TOKEN_METHOD, *refused)
     token.last_use = sim.now()
     sim.store.save_token(token)
     return _start(
@@ -189,10 +214,12 @@ async def xades_signature(call: Call) -> Response:
     try:
         verified = xades.verify_auth_request(document)
     except xades.XadesError as error:
-        kind = getattr(error, "kind", "malformed")
-        if kind == "malformed":
-            raise BadRequest(int(getattr(error, "code", 21401)), str(error)) from None
-        detail = "Nieprawidłowy podpis." if kind == "signature" else "Niepoprawny certyfikat"
+        # A broken document or signature is a 400 with its own code from the documented
+        # table (21001, 21401, 9101, 9102, 9103, 9105, 21115); only a certificate KSeF
+        # will not trust starts a login that ends 460 with one of the documented details.
+        if error.kind != "certificate":
+            default = 9105 if error.kind == "signature" else 9101
+            raise BadRequest(error.code or default, str(error)) from None
         return _start(
             sim,
             ("", ""),
@@ -200,7 +227,7 @@ async def xades_signature(call: Call) -> Response:
             "QualifiedSeal",
             XADES_METHODS["Nip"][1],
             (460, BAD_CERTIFICATE),
-            [detail],
+            [error.status_detail or "Niepoprawny certyfikat"],
         )
     try:
         context = identifier(
@@ -259,6 +286,8 @@ async def redeem(call: Call) -> Response:
     sim, auth = call.sim, call.session
     now = sim.now()
     status = auth.status(now)
+    if sim.is_deceased(auth.identity):
+        raise BadRequest(21308)
     if auth.redeemed:
         raise BadRequest(
             21301,
@@ -288,6 +317,8 @@ async def redeem(call: Call) -> Response:
 async def refresh(call: Call) -> Response:
     sim, auth = call.sim, call.session
     now = sim.now()
+    if sim.is_deceased(auth.identity):
+        raise BadRequest(21308)
     if not auth.is_active_session(now):
         code = auth.status(now)["code"]
         raise BadRequest(
@@ -378,7 +409,8 @@ def routes(sim: Simulator) -> list[Any]:
             "/auth/sessions/current",
             end_current_session,
             group="other",
-            credential="access",
+            # The contract: "Sposób uwierzytelnienia: RefreshToken lub AccessToken".
+            credential=("access", "refresh"),
         ),
         api_route(
             sim,

@@ -2,34 +2,61 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from starlette.responses import Response
 
 from ksefctl.sim.config import DEFAULT_RATE_LIMITS
-from ksefctl.sim.model import TOKEN_PERMISSIONS
 from ksefctl.sim.problems import BadRequest
 from ksefctl.sim.service import Simulator
-from ksefctl.sim.validation import PATTERNS, identifier, text
+from ksefctl.sim.validation import PATTERNS, canonical, identifier, optional_bool, text
 from ksefctl.sim.web import Call, api_route
 
 SUBJECT_TYPES = ("EnforcementAuthority", "VatGroup", "JST")
 AUTHORIZED_TYPES = ("Nip", "Pesel", "Fingerprint")
+TESTDATA_PERMISSIONS = (
+    "InvoiceRead",
+    "InvoiceWrite",
+    "Introspection",
+    "CredentialsRead",
+    "CredentialsManage",
+    "EnforcementOperations",
+    "SubunitManage",
+)
+BLOCKABLE_CONTEXTS = ("Nip", "InternalId", "NipVatUe", "PeppolId")
 
 
 def _nip(body: dict[str, Any], field: str) -> str:
     value = body.get(field)
-    if not isinstance(value, str) or not PATTERNS["Nip"].match(value):
+    if not isinstance(value, str) or not PATTERNS["Nip"].fullmatch(value):
         raise BadRequest(21405, f"Pole '{field}' nie jest poprawnym numerem NIP.")
     return value
+
+
+def _created_date(body: dict[str, Any]) -> None:
+    value = body.get("createdDate")
+    if value is None:
+        return
+    try:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        datetime.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise BadRequest(21405, "Pole 'createdDate' nie jest poprawną datą.") from None
 
 
 async def create_subject(call: Call) -> Response:
     body = await call.json()
     nip = _nip(body, "subjectNip")
-    if body.get("subjectType") not in SUBJECT_TYPES:
+    body["subjectType"] = canonical(body.get("subjectType"), SUBJECT_TYPES)
+    if body["subjectType"] is None:
         raise BadRequest(21405, "Nieznana wartość pola 'subjectType'.")
     description = text(body, "description", 5, 256)
+    _created_date(body)
+    # Repeating a subject is refused, not an update (the endpoint's documented 400 30001).
+    if nip in call.sim.store.subjects:
+        raise BadRequest(30001, f"Podmiot o numerze NIP {nip} już istnieje.")
     subunits = [
         item["subjectNip"]
         for item in body.get("subunits") or []
@@ -62,18 +89,31 @@ async def create_person(call: Call) -> Response:
     body = await call.json()
     nip = _nip(body, "nip")
     pesel = body.get("pesel")
-    if not isinstance(pesel, str) or not PATTERNS["Pesel"].match(pesel):
+    if not isinstance(pesel, str) or not PATTERNS["Pesel"].fullmatch(pesel):
         raise BadRequest(21405, "Pole 'pesel' nie jest poprawnym numerem PESEL.")
     if not isinstance(body.get("isBailiff"), bool):
         raise BadRequest(21405, "Pole 'isBailiff' jest wymagane.")
+    is_deceased = optional_bool(body, "isDeceased")
     text(body, "description", 5, 256)
-    call.sim.store.link_person(pesel, nip)
+    _created_date(body)
+    store = call.sim.store
+    if nip in store.persons or pesel in store.person_nip:
+        raise BadRequest(30001, f"Osoba o numerze NIP {nip} lub PESEL {pesel} już istnieje.")
+    store.link_person(pesel, nip)
+    # dane-testowe-scenariusze.md: a bailiff logging in to this NIP's context (by PESEL or NIP)
+    # holds EnforcementOperations on top of the owner's permissions; a deceased person's logins
+    # end 470.
+    store.put_person(
+        nip, {"pesel": pesel, "isBailiff": body["isBailiff"], "isDeceased": is_deceased}
+    )
     return Response(status_code=200)
 
 
 async def remove_person(call: Call) -> Response:
     body = await call.json()
-    call.sim.store.unlink_nip(_nip(body, "nip"))
+    nip = _nip(body, "nip")
+    call.sim.store.unlink_nip(nip)
+    call.sim.store.put_person(nip, None)
     return Response(status_code=200)
 
 
@@ -88,8 +128,12 @@ async def grant_permissions(call: Call) -> Response:
         raise BadRequest(21405, "Pole 'permissions' musi być listą.")
     granted = set()
     for item in permissions:
-        kind = item.get("permissionType") if isinstance(item, dict) else None
-        if kind not in TOKEN_PERMISSIONS:
+        kind = (
+            canonical(item.get("permissionType"), TESTDATA_PERMISSIONS)
+            if isinstance(item, dict)
+            else None
+        )
+        if kind is None:
             raise BadRequest(21405, f"Nieznany typ uprawnienia: {kind!r}.")
         text(item, "description", 5, 256)
         granted.add(kind)
@@ -131,6 +175,26 @@ async def set_rate_limits(call: Call) -> Response:
     return Response(status_code=200)
 
 
+async def production_rate_limits(call: Call) -> Response:
+    """The documented production values, whatever ``rate_limits`` the simulator runs with."""
+    call.sim.store.set_rate_override(call.session.context, dict(DEFAULT_RATE_LIMITS))
+    return Response(status_code=200)
+
+
+async def block_context(call: Call) -> Response:
+    body = await call.json()
+    context = identifier(body.get("contextIdentifier"), "contextIdentifier", BLOCKABLE_CONTEXTS)
+    call.sim.store.block_context(context, True)
+    return Response(status_code=200)
+
+
+async def unblock_context(call: Call) -> Response:
+    body = await call.json()
+    context = identifier(body.get("contextIdentifier"), "contextIdentifier", BLOCKABLE_CONTEXTS)
+    call.sim.store.block_context(context, False)
+    return Response(status_code=200)
+
+
 async def reset_rate_limits(call: Call) -> Response:
     call.sim.store.set_rate_override(call.session.context, None)
     return Response(status_code=200)
@@ -149,6 +213,22 @@ def routes(sim: Simulator) -> list[Any]:
         api_route(sim, "POST", path, handler, group="auth", credential=None)
         for path, handler in unauthenticated
     ]
+    # Block/unblock carry the contract's 10/30/120 limits, yet no Bearer: counted per IP.
+    for path, handler in (
+        ("/testdata/context/block", block_context),
+        ("/testdata/context/unblock", unblock_context),
+    ):
+        result.append(api_route(sim, "POST", path, handler, group="other", credential=None))
+    result.append(
+        api_route(
+            sim,
+            "POST",
+            "/testdata/rate-limits/production",
+            production_rate_limits,
+            group="other",
+            credential="access",
+        )
+    )
     result.append(
         api_route(
             sim,

@@ -75,7 +75,13 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def api_route(
-    sim: Simulator, method: str, path: str, handler: Handler, *, group: str, credential: str | tuple[str, ...] | None
+    sim: Simulator,
+    method: str,
+    path: str,
+    handler: Handler,
+    *,
+    group: str,
+    credential: str | tuple[str, ...] | None,
 ) -> Route:
     """An endpoint under /v2: ``credential`` is the JWT kind it needs, ``group`` its rate-limit group."""
     name = f"{method} /v2{path}"

@@ -23,7 +23,7 @@ import copy
 import datetime
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -128,6 +128,8 @@ class VerifiedAuthRequest:
     identity_value: str  # NIP/PESEL digits, or the fingerprint when certificateFingerprint
     fingerprint: str  # SHA-256 of the signing certificate DER, hex upper case
     authorization_policy: dict[str, Any] | None
+    # The signing certificate itself: its DN is what a KSeF certificate enrolment must repeat.
+    certificate: x509.Certificate | None = field(default=None, compare=False)
 
 
 def verify_auth_request(
@@ -709,6 +711,7 @@ def _read_request(request: etree._Element, certificate: x509.Certificate) -> Ver
         identity_value=identity_value,
         fingerprint=fingerprint,
         authorization_policy=_authorization_policy(request, ns),
+        certificate=certificate,
     )
 
 
