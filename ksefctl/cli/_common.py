@@ -64,7 +64,14 @@ class _AllowInsecureVault(argparse.Action):
     like the other VAULT_* settings."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=False)
+        help = kwargs.get("help")
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=False,
+            help=help if isinstance(help, str) else None,
+        )
 
     def __call__(self, *args: object, **kwargs: object) -> None:
         os.environ[ALLOW_HTTP_VARIABLE] = "1"
@@ -107,6 +114,28 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-color", action="store_true", help="never colour the output")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log requests (-v) and details (-vv)"
+    )
+
+
+def add_approve_option(parser: argparse.ArgumentParser, what: str = "the changes") -> None:
+    """``--auto-approve`` (documented) and ``--yes`` (its alias): the same on every command."""
+    parser.add_argument(
+        "--auto-approve",
+        "--yes",
+        dest="auto_approve",
+        action="store_true",
+        help=f"carry out {what} without asking for confirmation (--yes is the same)",
+    )
+
+
+def add_lock_options(parser: argparse.ArgumentParser) -> None:
+    """The owner lock every writing command takes (apply, rotate, revoke)."""
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another run of the same owner to release its lock (default 60)",
     )
 
 

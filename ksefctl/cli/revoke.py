@@ -53,8 +53,8 @@ def register(sub: Any) -> None:
         default="manual revocation",
         help="recorded in the Vault metadata of revoked secrets (deletedReason)",
     )
-    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+    _common.add_approve_option(parser, "the revocation (with --all: without typing the NIP back)")
+    _common.add_lock_options(parser)
     # A leak may include the sessions ksefctl keeps in Vault: end and forget them too.
     parser.set_defaults(func=run, shard=None, end_cached_sessions=True)
 
@@ -62,8 +62,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # Refuse before contacting anything: a pipeline must never hang on a prompt,
     # nor wipe a company because a flag was mistyped.
-    if args.all and not args.yes and not sys.stdin.isatty():
-        raise UsageError("revoke --all needs the NIP typed back on a terminal, or --yes")
+    if args.all and not args.auto_approve and not sys.stdin.isatty():
+        raise UsageError("revoke --all needs the NIP typed back on a terminal, or --auto-approve")
     return asyncio.run(_run(args))
 
 
@@ -92,7 +92,7 @@ async def _run(args: argparse.Namespace) -> int:
         for key, targets in jobs:
             for target in targets:
                 print(f"  - revoke {_common.context_label(key)}: {_label(target)}")
-        if args.all and not args.yes and not _typed_back(nip, total):
+        if args.all and not args.auto_approve and not _typed_back(nip, total):
             print("Revocation cancelled.", file=sys.stderr)
             return 1
         results = await asyncio.gather(

@@ -43,10 +43,8 @@ def register(sub: Any) -> None:
         action="store_true",
         help="revoke the old token as soon as the new one is Active",
     )
-    parser.add_argument(
-        "--auto-approve", "--yes", action="store_true", help="do not ask for confirmation"
-    )
-    parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+    _common.add_approve_option(parser, "the rotation")
+    _common.add_lock_options(parser)
     parser.set_defaults(func=run)
 
 

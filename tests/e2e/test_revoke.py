@@ -121,7 +121,9 @@ def test_revoke_all_needs_the_nip_typed_back(world: World, monkeypatch: pytest.M
     world.sim.admin("POST", "/stats/reset")
     refused = world.ksefctl("revoke", "-f", str(manifest), "--nip", NIP, "--all")
     assert refused.code == 1
-    assert refused.err == "Error: revoke --all needs the NIP typed back on a terminal, or --yes\n"
+    assert refused.err == (
+        "Error: revoke --all needs the NIP typed back on a terminal, or --auto-approve\n"
+    )
     assert not world.sim.stats()["requests"]
 
     # On a terminal, a wrong answer cancels.
