@@ -78,12 +78,15 @@ async def _run(args: argparse.Namespace) -> int:
                 f"the manifests changed since {args.plan_file} was made; run plan again"
             )
         args.files = list(saved.sources)
-        desired, scope = _common.load_run(
-            args.files, saved.selection.get("nip") or (), saved.selection.get("shard")
-        )
         options = saved.options
+        desired, scope = _common.load_run(
+            args.files,
+            saved.selection.get("nip") or (),
+            saved.selection.get("shard"),
+            prune=options.prune,
+        )
     else:
-        desired, scope = _common.load_run(args.files, args.nip, args.shard)
+        desired, scope = _common.load_run(args.files, args.nip, args.shard, prune=args.prune)
         options = PlanOptions(adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args))
     async with observe_and_plan(
         args, options, lock=True, desired=desired, prune=scope, plan_time=plan_time
@@ -102,7 +105,8 @@ async def _run(args: argparse.Namespace) -> int:
             outcome.engine.settings.on_context_done = p
             # The fresh plan, never the file's: the file only claims what may be done.
             report = await outcome.engine.apply(plan)
-    print_report(report, outcome.failures)
+        # Before the locks are released: a lock lost meanwhile is reported after what was done.
+        print_report(report, outcome.failures)
     return 0 if report.ok and not outcome.failures else 1
 
 
