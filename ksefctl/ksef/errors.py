@@ -102,6 +102,20 @@ class TokenStatusTimeout(KsefError):
     """A token did not reach the awaited status in time, or ended in another final one."""
 
 
+class PermissionOperationFailed(KsefError):
+    """A permission grant or revocation ended refused; ``codes[0]`` is KSeF's status code
+    (400 failed, 410 identifiers in the wrong relation, 420 no right, 430 context role,
+    440 relation not allowed, 450 identifier type not allowed, 500/550 KSeF failed)."""
+
+    @property
+    def operation_status(self) -> int:
+        return self.codes[0] if self.codes else 0
+
+
+class PermissionOperationTimeout(KsefError):
+    """A permission operation was still in progress (status 100) at the caller's deadline."""
+
+
 class AmbiguousTokenCreation(KsefError):
     """``POST /tokens`` may have created a token whose secret was lost on the way back.
 

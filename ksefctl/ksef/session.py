@@ -27,6 +27,7 @@ from ksefctl.ksef.errors import (
 )
 from ksefctl.ksef.limits import OTHER, WindowLimits
 from ksefctl.ksef.models import Fields, GeneratedToken, TokenInfo
+from ksefctl.ksef.permissions import Permissions
 from ksefctl.ksef.transport import Transport
 from ksefctl.vocabulary import ContextId
 
@@ -395,6 +396,13 @@ class Session:
         for reference in references - infos.keys():
             infos[reference] = await self.get_token(reference)
         return infos
+
+    # -- permissions -----------------------------------------------------------
+
+    @property
+    def permissions(self) -> Permissions:
+        """Grants, revocations and queries of /permissions in this context."""
+        return Permissions(self)
 
     # -- ending ----------------------------------------------------------------
 
