@@ -18,8 +18,8 @@ from ksefctl.secret import Secret
 from ksefctl.testcert import make_seal_certificate
 from ksefctl.vault import LoginRequest, VaultConfig, VaultStore
 from ksefctl.vault.http import VaultHttp
+from ksefctl.vault.kv import KvVersion
 from ksefctl.vault.sessions import CachedSession, CacheEntry
-from ksefctl.vault.store import _Version
 from ksefctl.vocabulary import ContextId
 
 KSEF_TOKEN = "20251001-EC-0000000001-AB|nip-5265877635|s3cretKsefTail0f64hex"
@@ -42,7 +42,7 @@ def issued(value: str) -> IssuedToken:
 
 
 def test_a_kv_version_read_from_vault_hides_its_data() -> None:
-    version = _Version({"token": KSEF_TOKEN, "refreshToken": JWT}, 3, {"owner": "acme"}, False)
+    version = KvVersion({"token": KSEF_TOKEN, "refreshToken": JWT}, 3, {"owner": "acme"}, False)
     assert_clean(version, KSEF_TOKEN, JWT)
     assert "3" in repr(version)  # still useful in a debugger
 

@@ -14,7 +14,7 @@ from ksefctl.ksef import Session, TokenInfo
 from ksefctl.manifest import marker
 from ksefctl.manifest.model import ContextId, Policy
 from ksefctl.reconcile.model import ObservedContext, ObservedSecret, ObservedToken
-from ksefctl.vault import VaultStore
+from ksefctl.vault import TokenSecretState, VaultStore
 from ksefctl.vocabulary import NOT_REVOKED, TokenStatus
 
 
@@ -28,6 +28,19 @@ def to_observed_token(info: TokenInfo) -> ObservedToken:
         last_used=info.last_used,
         author=f"{info.author_type}:{info.author_value}",
         marker=marker.decode(info.description),
+    )
+
+
+def to_observed_secret(state: TokenSecretState) -> ObservedSecret:
+    return ObservedSecret(
+        secret=state.secret,
+        exists=state.exists,
+        version=state.version,
+        reference_number=state.reference_number,
+        created=state.created,
+        revoked_reason=state.deleted_reason,
+        revoked_policy=state.revoked_policy,
+        adopted_from=state.adopted_from,
     )
 
 
@@ -46,5 +59,5 @@ async def observe_context(
     states = await asyncio.gather(
         *(store.read_token_state(policy.secret_for(context, name)) for name in ordered)
     )
-    secrets: dict[str, ObservedSecret] = dict(zip(ordered, states, strict=True))
+    secrets = {name: to_observed_secret(state) for name, state in zip(ordered, states, strict=True)}
     return ObservedContext(owner=policy.owner, context=context, tokens=tokens, secrets=secrets)

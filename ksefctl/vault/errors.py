@@ -1,4 +1,4 @@
-"""The Vault exception tree, and the one place hvac/requests errors are mapped into it.
+"""The Vault exception tree, and the one place aiohttp/hvac errors are mapped into it.
 
 Messages name the Vault address, the KV path and the operation — never a
 Vault token, a secret value or a response body (a KV error body may echo
@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import hvac.exceptions
-import requests
 
 from ksefctl.errors import KsefctlError
 
@@ -80,7 +79,7 @@ def _reason(error: hvac.exceptions.VaultError) -> str:
 def mapped_errors(
     address: str, operation: str, path: str, *, login: bool = False
 ) -> Iterator[None]:
-    """Translate hvac/requests/aiohttp exceptions raised inside the block into :class:`VaultError`.
+    """Translate aiohttp exceptions and hvac's (from ``raise_for_error``) into :class:`VaultError`.
 
     ``operation`` is a verb phrase ("read", "write", "list"…), ``path`` the
     ``mount/path`` it was applied to; both end up in the one-line message.
@@ -90,18 +89,13 @@ def mapped_errors(
         yield
     except VaultError:
         raise
-    except (requests.exceptions.Timeout, aiohttp.ServerTimeoutError, TimeoutError):
+    except (aiohttp.ServerTimeoutError, TimeoutError):
         raise VaultUnavailable(f"Vault at {where} timed out ({operation} {path})") from None
-    except (
-        requests.exceptions.SSLError,
-        aiohttp.ClientConnectorCertificateError,
-        aiohttp.ClientSSLError,
-    ):
+    except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError):
         raise VaultUnavailable(
             f"TLS handshake with Vault at {where} failed; check VAULT_CACERT"
         ) from None
     except (
-        requests.exceptions.ConnectionError,
         aiohttp.ClientConnectorError,
         aiohttp.ServerDisconnectedError,
         aiohttp.ClientOSError,
@@ -109,7 +103,7 @@ def mapped_errors(
         raise VaultUnavailable(
             f"cannot reach Vault at {where} (connection refused or dropped); is VAULT_ADDR right?"
         ) from None
-    except (requests.exceptions.RequestException, aiohttp.ClientError) as error:
+    except aiohttp.ClientError as error:
         raise VaultUnavailable(
             f"request to Vault at {where} failed ({type(error).__name__})"
         ) from None

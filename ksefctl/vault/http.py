@@ -1,18 +1,16 @@
-"""KV v2's hot calls over aiohttp, on the event loop.
+"""The one HTTP stack to Vault: aiohttp, on the event loop.
 
-Why not hvac for these: hvac is synchronous, so every call costs a hand-off to
-a worker thread plus requests' per-request machinery — 1.1–1.3 ms of client
-CPU per KV read, against 0.24 ms here (2000 reads of one secret from an
-OpenBao dev server, 16 at a time).  A run reads up to five secrets per context
-(login material, the cached session, one per token) and writes two per new
-token, so at a thousand contexts those calls were most of ksefctl's CPU.
+Why not hvac's requests session: hvac is synchronous, so every call costs a
+hand-off to a worker thread plus requests' per-request machinery — 1.1–1.3 ms
+of client CPU per KV read, against 0.24 ms here (2000 reads of one secret from
+an OpenBao dev server, 16 at a time).  A run reads up to five secrets per
+context (login material, the cached session, one per token) and writes two per
+new token, so at a thousand contexts those calls were most of ksefctl's CPU.
 
-Only the transport is ours.  hvac still builds nothing here but still decides
-what a failed answer means: a non-2xx status goes through
-``hvac.utils.raise_for_error`` exactly as hvac's own adapter does, so
-:func:`ksefctl.vault.errors.mapped_errors` sees the same exceptions from both
-paths.  Everything that is rare (login, locks, deletes, lists, restores) stays
-on hvac.
+Only the transport is ours.  hvac still decides what a failed answer means: a
+non-2xx status goes through ``hvac.utils.raise_for_error`` exactly as hvac's
+own adapter does, so :func:`ksefctl.vault.errors.mapped_errors` is the one
+place Vault's refusals become ksefctl errors.
 """
 
 from __future__ import annotations
@@ -84,16 +82,26 @@ class VaultHttp:
             )
         return self._session
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"X-Vault-Request": "true", "X-Vault-Token": self._token()}
+    def _headers(self, authenticated: bool) -> dict[str, str]:
+        headers = {"X-Vault-Request": "true"}
+        if authenticated:
+            headers["X-Vault-Token"] = self._token()
         if self._config.namespace:
             headers["X-Vault-Namespace"] = self._config.namespace
         return headers
 
     async def request(
-        self, method: str, path: str, *, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        authenticated: bool = True,
     ) -> dict[str, Any]:
-        """Send one request; the decoded JSON answer (``{}`` for 204), or hvac's exception."""
+        """Send one request; the decoded JSON answer (``{}`` for 204), or hvac's exception.
+
+        ``authenticated=False`` for a login, which must not carry a previous token.
+        """
         # ``path`` comes percent-encoded from hvac's format_url; like hvac, keep
         # any path prefix of VAULT_ADDR (a Vault behind a reverse proxy).
         url = URL(self._config.address.rstrip("/") + path, encoded=True)
@@ -102,7 +110,7 @@ class VaultHttp:
             method,
             url,
             json=body,
-            headers=self._headers(),
+            headers=self._headers(authenticated),
             # The token travels in a header: never follow Vault elsewhere with it.
             allow_redirects=False,
             proxy=proxy[0] if proxy else None,

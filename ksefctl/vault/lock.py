@@ -30,10 +30,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from hvac import utils as hvac_utils
-
+from ksefctl.vault.client import VaultClient
 from ksefctl.vault.errors import CasConflict, LockLost, LockTimeout, VaultError
-from ksefctl.vault.store import VaultStore, parse_time
+from ksefctl.vault.kv import parse_time
 from ksefctl.vocabulary import SecretRef
 
 log = logging.getLogger("ksefctl.vault")
@@ -62,7 +61,7 @@ class OwnerLock:
 
     def __init__(
         self,
-        store: VaultStore,
+        client: VaultClient,
         owner: str,
         *,
         mount: str = "secret",
@@ -73,7 +72,7 @@ class OwnerLock:
     ) -> None:
         if not owner:
             raise ValueError("owner must not be empty")
-        self.store = store
+        self.client = client
         self.owner = owner
         self.ref = SecretRef(mount, f"{LOCK_FOLDER}/{quote(owner, safe='')}")
         self.ttl = _seconds(ttl)
@@ -91,9 +90,7 @@ class OwnerLock:
     def __repr__(self) -> str:
         return f"OwnerLock(owner={self.owner!r}, holder={self.holder!r}, held={self.held})"
 
-    # -- blocking steps (run in the store's pool) --------------------------
-
-    def _write(self, cas: int, *, release: bool = False) -> None:
+    async def _write(self, cas: int, *, release: bool = False) -> None:
         now = datetime.now(UTC)
         expires = now if release else now + timedelta(seconds=self.ttl)
         record = {
@@ -103,19 +100,13 @@ class OwnerLock:
             "writtenBy": self.holder,
             "writtenAt": now.isoformat(),
         }
-        written = self.store._write_data(self.ref.mount, self.ref.path, record, cas)
+        written = await self.client.write(self.ref, record, cas=cas, operation="write lock")
         if cas == 0:
-            url = hvac_utils.format_url(
-                "/v1/{mount}/metadata/{path}", mount=self.ref.mount, path=self.ref.path
+            await self.client.write_metadata(
+                self.ref, max_versions=LOCK_MAX_VERSIONS, operation="write lock"
             )
-            self.store._client.adapter.post(url, json={"max_versions": LOCK_MAX_VERSIONS})
-        self.version = int(written["version"])
+        self.version = written.version
         self.expires = expires
-
-    async def _call_write(self, cas: int, *, release: bool = False) -> None:
-        await self.store._call(
-            "write lock", str(self.ref), lambda: self._write(cas, release=release)
-        )
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -123,18 +114,14 @@ class OwnerLock:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         while True:
-            current = await self.store._call(
-                "read lock",
-                str(self.ref),
-                lambda: self.store._read_version(self.ref.mount, self.ref.path),
-            )
+            current = await self.client.read(self.ref, operation="read lock")
             record: dict[str, Any] = dict(current.data or {}) if current.live else {}
             holder = str(record.get("holder") or "")
             expires = parse_time(record.get("expiresAt"))
             now = datetime.now(UTC)
             if not holder or expires is None or expires <= now or holder == self.holder:
                 try:
-                    await self._call_write(current.number)
+                    await self._write(current.number)
                 except CasConflict:
                     continue  # another contender wrote first: look again
                 break
@@ -156,7 +143,7 @@ class OwnerLock:
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
-                await self._call_write(self.version)
+                await self._write(self.version)
             except CasConflict:
                 self._lose("another holder took it over")
                 return
@@ -187,7 +174,7 @@ class OwnerLock:
         if self.lost:
             return
         try:
-            await self._call_write(self.version, release=True)
+            await self._write(self.version, release=True)
         except CasConflict:
             self._lose("it was taken over before release")
         except VaultError as error:

@@ -2,11 +2,14 @@
 
 Every non-token method is one ``POST /v1/auth/<mount>/login`` whose body is
 built here, apart from the network call, so it can be inspected (and its
-secrets stay :class:`Secret` until the moment they are sent).
+secrets stay :class:`Secret` until the moment they are sent).  The call goes
+over the same aiohttp pool as every other Vault call; hvac's
+``raise_for_error`` still decides what a refusal means.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,12 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import hvac
 import requests
 
 from ksefctl.secret import Secret
 from ksefctl.vault.config import VaultConfig, VaultLogin
 from ksefctl.vault.errors import VaultLoginFailed, mapped_errors
+from ksefctl.vault.http import VaultHttp
 
 
 @dataclass(frozen=True)
@@ -121,16 +124,16 @@ def build_login_request(
     return LoginRequest(mount=login.mount_path, body=body)
 
 
-def log_in(
-    client: hvac.Client,
+async def log_in(
+    http: VaultHttp,
     config: VaultConfig,
     login: VaultLogin,
     environ: Mapping[str, str] | None = None,
-) -> Lease | None:
-    """Give ``client`` a Vault token by ``login``'s method (blocking: one HTTP call at most).
+) -> Grant:
+    """A Vault token by ``login``'s method: one ``POST auth/<mount>/login`` at most.
 
-    Returns the lease of a token obtained by an auth method, None for a token
-    given to ksefctl (that one is the caller's to renew).
+    A token given to ksefctl (the token method) comes back without a lease:
+    renewing it is the caller's business, not ksefctl's.
     """
     if login.method == "token":
         env = os.environ if environ is None else environ
@@ -141,16 +144,28 @@ def log_in(
                 f"no Vault token: set {login.token_env}, run 'vault login', "
                 "or configure spec.vault.auth"
             )
-        client.token = token.reveal()
-        return None
-    request = build_login_request(login, environ, client.adapter.session)
+        return Grant(token, None)
+    # Off the loop: on GitHub Actions it asks the runner for an id token (a blocking call).
+    request = await asyncio.to_thread(build_login_request, login, environ)
     assert request is not None
     with mapped_errors(config.address, "login", request.path, login=True):
-        answer = client.adapter.login(f"/v1/{request.path}", json=request.payload())
+        answer = await http.request(
+            "POST", f"/v1/{request.path}", body=dict(request.payload()), authenticated=False
+        )
+        auth = answer.get("auth") or {}
+        token = auth.get("client_token") if isinstance(auth, dict) else None
         lease = lease_of(answer)
-    if not client.token:
+    if not token or not isinstance(token, str):
         raise VaultLoginFailed(f"Vault login at {request.path} returned no token")
-    return lease
+    return Grant(Secret(token), lease)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A Vault token and, when ksefctl's own login obtained it, its lease."""
+
+    token: Secret
+    lease: Lease | None
 
 
 @dataclass(frozen=True)

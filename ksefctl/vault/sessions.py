@@ -30,8 +30,10 @@ from typing import Any
 from urllib.parse import quote
 
 from ksefctl.secret import Secret
+from ksefctl.vault.client import VaultClient
 from ksefctl.vault.errors import CasConflict, VaultError, VaultPermissionDenied
-from ksefctl.vault.store import MANAGED_BY, VaultStore, parse_time, rfc3339
+from ksefctl.vault.kv import parse_time, rfc3339
+from ksefctl.vault.store import MANAGED_BY, VaultStore
 from ksefctl.vocabulary import ContextId, SecretRef
 
 log = logging.getLogger("ksefctl.vault")
@@ -65,10 +67,10 @@ class CacheEntry:
 
 
 class SessionCache:
-    """Reads, writes and forgets cached sessions through a :class:`VaultStore`."""
+    """Reads, writes and forgets cached sessions over the store's Vault connection."""
 
-    def __init__(self, store: VaultStore) -> None:
-        self.store = store
+    def __init__(self, store: VaultStore | VaultClient) -> None:
+        self.client = store.client if isinstance(store, VaultStore) else store
         self.available = True
         self._warned = False
 
@@ -91,7 +93,7 @@ class SessionCache:
         if not self.available:
             return CacheEntry(None, 0)
         try:
-            current = await self.store._read("read session", ref)
+            current = await self.client.read(ref, operation="read session")
         except VaultPermissionDenied as error:
             self._disable(error)
             return CacheEntry(None, 0)
@@ -110,18 +112,20 @@ class SessionCache:
             "baseUrl": session.base_url,
             "credentials": session.credentials,
         }
-        metadata = {
-            "max_versions": 1,  # an overwritten refresh token must not linger in history
-            "custom_metadata": {"managedBy": MANAGED_BY, "owner": owner, "kind": "ksef-session"},
-        }
-
-        async def write() -> None:
-            await self.store._put(ref, data, cas)
-            if cas == 0:
-                await self.store._post_metadata(ref, metadata)
-
         try:
-            await self.store._on_loop("write session", str(ref), write)
+            await self.client.write(ref, data, cas=cas, operation="write session")
+            if cas == 0:
+                await self.client.write_metadata(
+                    ref,
+                    # An overwritten refresh token must not linger in history.
+                    max_versions=1,
+                    custom_metadata={
+                        "managedBy": MANAGED_BY,
+                        "owner": owner,
+                        "kind": "ksef-session",
+                    },
+                    operation="write session",
+                )
         except CasConflict:
             log.debug("%s was written by another run; not caching this session", ref)
             return False
@@ -132,13 +136,7 @@ class SessionCache:
 
     async def forget(self, ref: SecretRef) -> None:
         """Remove the entry with all its versions (the refresh token must not stay recoverable)."""
-
-        def delete() -> None:
-            self.store._client.secrets.kv.v2.delete_metadata_and_all_versions(
-                ref.path, mount_point=ref.mount
-            )
-
-        await self.store._call("forget session", str(ref), delete)
+        await self.client.delete_all(ref, operation="forget session")
 
 
 def _parse(data: Any) -> CachedSession | None:

@@ -163,4 +163,4 @@ async def test_after_giving_up_reads_retry_again_once_vault_answers() -> None:
                     await store.read_token_state(REF)
             assert len(seen) == 4
             assert (await store.read_token_state(REF)).exists  # Vault is back
-            assert not store._reads_gave_up
+            assert not store.client.reads_gave_up

@@ -450,12 +450,12 @@ async def test_a_token_from_our_login_outlives_its_ttl(
     env = {"VAULT_ROLE_ID": role_id, "VAULT_SECRET_ID": secret_id}
     async with VaultStore(VaultConfig(address=bao.address), login, environ=env) as store:
         started = time.monotonic()
-        first_token = store._client.token
+        first_token = store.client.token
         # Past the first token's 3 s TTL, twice over: the store kept a live token.
         await eventually(lambda: store.renewals + store.relogins >= 2, deadline=20.0)
         assert time.monotonic() - started > 3.0
         assert (await store.read_token_state(readable[1])).reference_number == "20251001-EC-LOGIN"
         if max_ttl == "1h":
-            assert store.renewals >= 2 and store._client.token == first_token
+            assert store.renewals >= 2 and store.client.token == first_token
         else:
-            assert store.relogins >= 1 and store._client.token != first_token
+            assert store.relogins >= 1 and store.client.token != first_token

@@ -44,6 +44,13 @@ def policies(bao_server: DevServer) -> Iterator[Loaded]:
         client.sys.delete_policy(name)
 
 
+def as_store(store: VaultStore) -> hvac.Client:
+    """A plain hvac client holding the same token as ``store`` (what else could it do?)."""
+    token = store.client.token
+    assert token is not None
+    return hvac.Client(url=store.config.address, token=token.reveal())
+
+
 def store_with(client: hvac.Client, policy: str) -> VaultStore:
     token = client.auth.token.create(policies=[policy], no_default_policy=True, ttl="10m")
     config = VaultConfig(address=client.url, token=Secret(token["auth"]["client_token"]))
@@ -73,7 +80,7 @@ async def test_ksefctl_policy_allows_the_full_cycle_and_consumers_only_read(
             assert [r for r, _ in found] == [ref]
 
         async with store_with(server_root, policies.consumer_policy) as consumer:
-            direct = consumer._client.secrets.kv.v2.read_secret_version(
+            direct = as_store(consumer).secrets.kv.v2.read_secret_version(
                 ref.path, mount_point=MOUNT, raise_on_deleted_version=True
             )
             assert direct["data"]["data"]["token"] == TOKEN_VALUE
@@ -114,7 +121,7 @@ async def test_ksefctl_policy_allows_the_full_cycle_and_consumers_only_read(
         with pytest.raises(VaultPermissionDenied):
             await store.read_token_state(SecretRef(MOUNT, f"elsewhere/{run}"))
         with pytest.raises(hvac.exceptions.Forbidden):
-            store._client.secrets.kv.v2.destroy_secret_versions(ref.path, [1], mount_point=MOUNT)
+            as_store(store).secrets.kv.v2.destroy_secret_versions(ref.path, [1], mount_point=MOUNT)
 
     server_root.secrets.kv.v2.delete_metadata_and_all_versions(ref.path, mount_point=MOUNT)
     server_root.secrets.kv.v2.delete_metadata_and_all_versions(admin.path, mount_point=MOUNT)
