@@ -57,6 +57,7 @@ class Faults:
     revocation_delay_s: float = 0.5  # Revoking -> Revoked after this long
     failed_activation_rate: float = 0.0  # share of new tokens that end Failed instead of Active
     auth_delay_s: float = 0.0  # GET /auth/{ref} answers 100 for this long
+    system_warning: str = ""  # sent as X-System-Warning on every /v2 answer ("[code]: message")
     enrollment_delay_s: float = 0.5  # a certificate enrolment answers 100 for this long
     failed_enrollment_rate: float = 0.0  # share of enrolments that end 500 instead of 200
 

@@ -1,5 +1,5 @@
 """KSeF's request limits: sliding windows per second, minute and hour for each
-(group, context, client IP), all enforced at once.
+(endpoint, context, client IP), all enforced at once.
 
 Only accepted requests count.  ``Retry-After`` is the time until the fullest
 window frees a slot, multiplied by the number of recent repeated violations

@@ -4,7 +4,9 @@ error formats, and the fault-injection layer in front of the whole app."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,11 @@ from ksefctl.sim.problems import (
     TooManyRequests,
 )
 from ksefctl.sim.service import Simulator
+
+SYSTEM_WARNING_HEADER = "x-system-warning"
+TEST_SYSTEM_WARNING_HEADER = "x-test-system-warning"
+# The rate-limit group of every /v2 endpoint ("auth" = the public 60 req/s), by route name.
+RATE_GROUPS: dict[str, str] = {}
 
 # Set by the server's protocol so a fault can close the socket without an answer.
 TRANSPORT_EXTENSION = "ksefctl.sim.transport"
@@ -85,6 +92,7 @@ def api_route(
 ) -> Route:
     """An endpoint under /v2: ``credential`` is the JWT kind it needs, ``group`` its rate-limit group."""
     name = f"{method} /v2{path}"
+    RATE_GROUPS[name] = group
 
     async def endpoint(request: Request) -> Response:
         problem = request.headers.get(ERROR_FORMAT_HEADER, "").lower() == "problem-details"
@@ -99,7 +107,9 @@ def api_route(
             sim.count(name, context)
             counted = True
             if sim.config.rate_limits_enabled:
-                key = (group, f"{context[0]}:{context[1]}" if context else "", client_ip)
+                # limity_limity-api.md: every endpoint has its own counter per (context, IP);
+                # the group only says which values apply.
+                key = (name, f"{context[0]}:{context[1]}" if context else "", client_ip)
                 verdict = sim.limiter.check(key, sim.limits_for(group, context))
                 if not verdict.allowed:
                     sim.stats.throttled += 1
@@ -112,10 +122,33 @@ def api_route(
                 sim.count(name, None)
             status, headers, body = error.render(request.url.path, problem)
             response = Response(body, status_code=status, headers=headers)
+        warning = system_warning(request.headers.get(TEST_SYSTEM_WARNING_HEADER), sim)
+        if warning:
+            response.headers[SYSTEM_WARNING_HEADER] = warning
         sim.stats.statuses[str(response.status_code)] += 1
         return response
 
     return Route(f"/v2{path}", endpoint, methods=[method], name=name)
+
+
+def system_warning(requested: str | None, sim: Simulator) -> str:
+    """X-System-Warning (API 2.6): the ``system_warning`` fault, then what the request forced
+    with X-Test-System-Warning (TEST echoes it), ASCII-folded as the contract says; several
+    warnings are joined with " | " as in its ``[code]: message | [code]: message`` format."""
+    if requested:
+        # Header bytes arrive as latin-1; a UTF-8 sender meant something else.
+        with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+            requested = requested.encode("latin-1").decode("utf-8")
+    parts = [part for part in (sim.faults.system_warning, requested) if part]
+    return " | ".join(ascii_fold(part) for part in parts)
+
+
+def ascii_fold(text: str) -> str:
+    # NFKD strips accents but leaves Polish ł/Ł (no decomposition), so they are mapped first.
+    text = text.replace("ł", "l").replace("Ł", "L")
+    decomposed = unicodedata.normalize("NFKD", text)
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return "".join(c for c in folded if " " <= c <= "~").strip()
 
 
 class FaultLayer:
