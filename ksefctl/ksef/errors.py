@@ -116,6 +116,18 @@ class PermissionOperationTimeout(KsefError):
     """A permission operation was still in progress (status 100) at the caller's deadline."""
 
 
+class EnrollmentFailed(KsefError):
+    """A certificate enrolment ended refused; ``codes[0]`` is its status (400 refused, 500, 550)."""
+
+
+class EnrollmentTimeout(KsefError):
+    """A certificate enrolment was still in progress (status 100) at the caller's deadline."""
+
+
+class CertificateQuotaExceeded(KsefError):
+    """The subject may not enrol more: 25006 (enrolments) or 25007 (active certificates)."""
+
+
 class AmbiguousTokenCreation(KsefError):
     """``POST /tokens`` may have created a token whose secret was lost on the way back.
 
@@ -302,6 +314,10 @@ def _class_for(status: int, codes: Sequence[int]) -> type[KsefError]:
         return NotAuthenticated
     if status == 403 or 26001 in codes:
         return PermissionDenied
+    if 25006 in codes or 25007 in codes:
+        return CertificateQuotaExceeded
+    if 25005 in codes or 25008 in codes:
+        return NotFound
     if status in (404, 410) or 21304 in codes:
         return NotFound
     if status >= 500:

@@ -14,6 +14,7 @@ import httpx
 
 from ksefctl.ksef import auth
 from ksefctl.ksef.auth import IssuedToken, json_of
+from ksefctl.ksef.certificates import Certificates
 from ksefctl.ksef.errors import (
     AmbiguousTokenCreation,
     KsefError,
@@ -403,6 +404,17 @@ class Session:
     def permissions(self) -> Permissions:
         """Grants, revocations and queries of /permissions in this context."""
         return Permissions(self)
+
+    # -- KSeF certificates -----------------------------------------------------
+
+    @property
+    def certificates(self) -> Certificates:
+        """The KSeF certificates of the subject that logged in (not of the context)."""
+
+        async def call(operation: str, path: str, **kwargs: Any) -> httpx.Response:
+            return await self._call(operation.split(" ", 1)[0], path, **kwargs)
+
+        return Certificates(call, self.context)
 
     # -- ending ----------------------------------------------------------------
 

@@ -164,3 +164,42 @@ async def test_after_giving_up_reads_retry_again_once_vault_answers() -> None:
             assert len(seen) == 4
             assert (await store.read_token_state(REF)).exists  # Vault is back
             assert not store.client.reads_gave_up
+
+
+def flaky_listing(failures: int, seen: list[str]):  # type: ignore[no-untyped-def]
+    """503 ``failures`` times, then one folder holding one secret managed for acme."""
+    calls: list[str] = []
+    answers = {
+        "LIST": {"data": {"keys": ["erp"]}},
+        "GET": {
+            "data": {
+                "current_version": 1,
+                "custom_metadata": {"managedBy": "ksefctl", "owner": "acme"},
+                "versions": {"1": {"deletion_time": "", "destroyed": False}},
+            }
+        },
+    }
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(scope["method"])
+        calls.append(scope["method"])
+        failing = len(calls) <= failures
+        status, body = (
+            (503, {"errors": ["Vault is sealed"]}) if failing else (200, answers[scope["method"]])
+        )
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+    return app
+
+
+async def test_lists_and_metadata_reads_ride_out_a_brief_outage_too() -> None:
+    seen: list[str] = []
+    with serve(flaky_listing(2, seen)) as port:
+        async with VaultStore(config(f"http://127.0.0.1:{port}"), read_retry=FAST) as store:
+            found = await store.list_owner_secrets("secret", "ksef/", "acme")
+            assert [ref.path for ref, _ in found] == ["ksef/erp"]
+            assert seen == ["LIST"] * 3 + ["GET"]
