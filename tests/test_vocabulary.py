@@ -66,7 +66,7 @@ def test_a_long_bad_context_is_quoted_short() -> None:
 
 def test_statuses_compare_with_ksef_text_and_groups_mean_what_they_say() -> None:
     listed: str = "Active"  # as KSeF's JSON gives it
-    assert TokenStatus(listed) is TokenStatus.ACTIVE and TokenStatus.ACTIVE == listed
+    assert TokenStatus(listed) is TokenStatus.ACTIVE and listed == TokenStatus.ACTIVE
     assert set(NOT_REVOKED) == set(TokenStatus) - {TokenStatus.REVOKED}
     assert "Pending" in USABLE and "Revoking" not in USABLE and "Failed" not in USABLE
     assert set(FINAL) == {"Revoked", "Failed"}
