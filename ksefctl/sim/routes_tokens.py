@@ -189,6 +189,13 @@ async def revoke(call: Call) -> Response:
                 "presentPermissions": sorted(permissions),
             },
         )
+    # The contract lets a caller revoke "any active token"; one that is already Revoked, or
+    # Failed (never active), is refused. Revoking repeats harmlessly: the first call is under way.
+    if token.status in ("Revoked", "Failed"):
+        raise BadRequest(
+            21405,
+            f"Token {token.reference_number} ma status {token.status} i nie może zostać unieważniony.",
+        )
     if token.status in ("Pending", "Active"):
         token.status = "Revoking"
         token.due = sim.now() + sim.faults.revocation_delay_s
