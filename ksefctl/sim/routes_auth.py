@@ -6,10 +6,12 @@ import base64
 import binascii
 import hmac
 import importlib
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
 
+from ksefctl.sim import routes_certificates
 from ksefctl.sim.ids import iso, reference_number, secret_hash
 from ksefctl.sim.keys import TOKEN_ENCRYPTION, DecryptionError, accepted_key
 from ksefctl.sim.model import AuthOperation, Context, Identity
@@ -212,7 +214,8 @@ async def xades_signature(call: Call) -> Response:
             21405, "Weryfikacja podpisu XAdES jest niedostępna w tym symulatorze."
         ) from None
     try:
-        verified = xades.verify_auth_request(document)
+        # Certificate validity is judged by the simulator's clock, which tests move forward.
+        verified = xades.verify_auth_request(document, now=_moment(sim.now()))
     except xades.XadesError as error:
         # A broken document or signature is a 400 with its own code from the documented
         # table (21001, 21401, 9101, 9102, 9103, 9105, 21115); only a certificate KSeF
@@ -241,9 +244,31 @@ async def xades_signature(call: Call) -> Response:
         raise BadRequest(21111)
     identity = (verified.identity_type, verified.identity_value)
     method, info = XADES_METHODS.get(verified.identity_type, XADES_METHODS["Fingerprint"])
+    # A KSeF certificate issued here logs in as the subject it was issued to, if it may.
+    issued = routes_certificates.login_certificate(sim, verified.certificate)
+    if issued is not None:
+        identity, method = issued.identity, "InternalCertificate"
+        info = routes_certificates.INTERNAL_CERTIFICATE_METHOD
+        if issued.refusal is not None:
+            refusal = (460, BAD_CERTIFICATE)
+            return _start(sim, context, identity, method, info, refusal, [issued.refusal])
     outcome, details = _permission_outcome(sim, identity, context)
     policy = verified.authorization_policy
-    return _start(sim, context, identity, method, info, outcome, details, allowed_ips=policy)
+    return _start(
+        sim,
+        context,
+        identity,
+        method,
+        info,
+        outcome,
+        details,
+        allowed_ips=policy,
+        enrollment_data=routes_certificates.enrollment_data_of(verified.certificate),
+    )
+
+
+def _moment(at: float) -> datetime:
+    return datetime.fromtimestamp(at, UTC)
 
 
 def _own_operation(call: Call) -> AuthOperation:
