@@ -167,3 +167,133 @@ def test_jwt_manifest_logs_in_the_way_the_pipelines_configure_vault() -> None:
     request = build_login_request(login, {"VAULT_JWT": "header.payload.signature"})
     assert request is not None and request.path == "auth/jwt/login"
     assert request.payload() == {"role": "ksefctl", "jwt": "header.payload.signature"}
+
+
+PLAN_POLICY = EXAMPLES / "vault" / "ksefctl-plan-policy.hcl"
+APPLY_POLICY = EXAMPLES / "vault" / "ksefctl-policy.hcl"
+OPERATIONS = REPO / "docs" / "operations.md"
+
+
+def _capabilities(policy: Path) -> dict[str, set[str]]:
+    """``path "…" { capabilities = [...] }`` blocks of an HCL policy (the only shape used)."""
+    text = re.sub(r"#.*", "", policy.read_text(encoding="utf-8"))
+    blocks = re.findall(r'path\s+"([^"]+)"\s*\{\s*capabilities\s*=\s*\[([^\]]*)\]\s*\}', text)
+    assert blocks, policy
+    return {path: set(re.findall(r'"([^"]+)"', caps)) for path, caps in blocks}
+
+
+def test_github_workflow_runs_daily_and_queues_plans_with_applies() -> None:
+    workflow = _load(GITHUB)
+    triggers = workflow.get("on", workflow.get(True))
+    crons = [entry["cron"] for entry in triggers["schedule"]]
+    assert len(crons) == 1 and len(crons[0].split()) == 5
+    assert crons[0].split()[2:] == ["*", "*", "*"]  # every day
+    jobs = workflow["jobs"]
+    # The scheduled run applies (on main); pull requests only plan.
+    assert "event_name != 'pull_request'" in jobs["apply"]["if"]
+    assert "refs/heads/main" in jobs["apply"]["if"]
+    # One group per shard, the same for plans and applies: never both over one company.
+    groups = {name: jobs[name]["concurrency"]["group"] for name in ("plan", "apply")}
+    assert groups["plan"] == groups["apply"] == "ksefctl-ksef-${{ matrix.shard }}"
+    assert "concurrency" not in workflow  # not per ref any more
+    assert jobs["apply"]["concurrency"]["cancel-in-progress"] is False
+
+
+def test_github_summaries_carry_errors_too() -> None:
+    jobs = _load(GITHUB)["jobs"]
+    plan_script = next(
+        s["run"] for s in jobs["plan"]["steps"] if "ksefctl plan" in s.get("run", "")
+    )
+    assert "2> plan.err" in plan_script
+    summary = plan_script[plan_script.index("{") : plan_script.index('>> "$GITHUB_STEP_SUMMARY"')]
+    assert "cat plan.txt" in summary and "cat plan.err" in summary
+    apply_script = next(
+        s["run"] for s in jobs["apply"]["steps"] if "ksefctl apply" in s.get("run", "")
+    )
+    assert "2>&1 | tee apply.txt" in apply_script and "pipefail" in apply_script
+
+
+def test_github_plans_and_applies_log_into_vault_as_different_roles() -> None:
+    workflow = _load(GITHUB)
+    jobs = workflow["jobs"]
+    assert jobs["plan"]["env"]["KSEFCTL_VAULT_ROLE"] == "ksefctl-plan"
+    assert "KSEFCTL_VAULT_ROLE" not in jobs["apply"].get("env", {})
+    assert "KSEFCTL_VAULT_ROLE" not in workflow["env"]
+    assert jobs["apply"]["environment"] == "ksef-production"
+    text = GITHUB.read_text(encoding="utf-8")
+    plan_role = _role_command(text, "ksefctl-plan")
+    assert '"event_name":"pull_request"' in plan_role and "token_policies=ksefctl-plan" in plan_role
+    apply_role = _role_command(text, "ksefctl")
+    assert "environment:ksef-production" in apply_role and "refs/heads/main" in apply_role
+    assert "token_policies=ksefctl " in apply_role
+
+
+def test_gitlab_pipeline_is_scheduled_split_and_queued() -> None:
+    pipeline = _load(GITLAB)
+    text = GITLAB.read_text(encoding="utf-8")
+    assert "pipeline_schedules" in text  # how to create the schedule
+    assert any("schedule" in rule["if"] for rule in pipeline["apply"]["rules"])
+    assert not any("schedule" in rule["if"] for rule in pipeline["plan"]["rules"])
+    assert pipeline["plan"]["resource_group"] == pipeline["apply"]["resource_group"]
+    assert "$SHARD" in pipeline["plan"]["resource_group"]
+    assert pipeline["plan"]["variables"]["KSEFCTL_VAULT_ROLE"] == "ksefctl-plan"
+    assert "KSEFCTL_VAULT_ROLE" not in pipeline.get("variables", {})
+    assert any("2>&1" in line for line in pipeline["plan"]["script"] if "ksefctl plan" in line)
+    assert any("2>&1 | tee" in line for line in pipeline["apply"]["script"])
+    assert "pipefail" in " ".join(pipeline["apply"]["script"])
+    plan_role = _role_command(text, "ksefctl-plan")
+    assert "merge_request_event" in plan_role and "token_policies=ksefctl-plan" in plan_role
+    apply_role = _role_command(text, "ksefctl")
+    assert '"environment":"ksef-production"' in apply_role and '"ref":"main"' in apply_role
+
+
+def test_plans_run_without_writing_cached_sessions() -> None:
+    for pipeline in (GITHUB, GITLAB):
+        text = pipeline.read_text(encoding="utf-8")
+        plans = [line for line in text.splitlines() if "ksefctl plan " in line and "#" not in line]
+        assert plans and all("--no-session-cache" in line for line in plans), pipeline
+
+
+def test_the_plan_policy_reads_login_material_and_writes_nothing() -> None:
+    plan = _capabilities(PLAN_POLICY)
+    apply = _capabilities(APPLY_POLICY)
+    assert set().union(*plan.values()) <= {"read", "list"}
+    # A plan logs into KSeF: it needs the login material (and says so).
+    assert plan["secret/data/ksef-admin/*"] == {"read"}
+    assert "logs into KSeF" in PLAN_POLICY.read_text(encoding="utf-8")
+    # No locks, no sessions, no deletes.
+    assert not any(".ksefctl" in path or "/delete/" in path for path in plan)
+    assert set(plan) < set(apply)
+
+
+def test_operations_doc_shows_the_vault_commands_of_both_roles() -> None:
+    text = _words(OPERATIONS.read_text(encoding="utf-8"))
+    for pipeline in (GITHUB, GITLAB):
+        for role in ("ksefctl-plan", "ksefctl"):
+            assert _words(_role_command(pipeline.read_text(encoding="utf-8"), role)) in text
+    assert "vault policy write ksefctl-plan examples/vault/ksefctl-plan-policy.hcl" in text
+    assert "KSEFCTL_VAULT_ROLE" in text
+
+
+def _words(text: str) -> str:
+    """Shell text with comment markers, line continuations and indentation folded away."""
+    return re.sub(r"[\s\\#]+", " ", text)
+
+
+def test_the_role_variable_overrides_the_manifest_role() -> None:
+    from ksefctl.cli._common import with_vault_role
+
+    desired = load_manifests([str(JWT_MANIFEST)])
+    assert with_vault_role(desired, {}) is desired
+    (policy,) = with_vault_role(desired, {"KSEFCTL_VAULT_ROLE": "ksefctl-plan"}).policies
+    login = VaultLogin.from_spec(policy.vault_auth)
+    request = build_login_request(login, {"VAULT_JWT": "header.payload.signature"})
+    assert request is not None
+    assert request.payload() == {"role": "ksefctl-plan", "jwt": "header.payload.signature"}
+
+
+def _role_command(text: str, role: str) -> str:
+    """The ``vault write auth/jwt/role/ROLE …`` command (continuation lines joined)."""
+    match = re.search(rf"vault write auth/jwt/role/{re.escape(role)} (?:[^\n]*\\\n)*[^\n]*", text)
+    assert match, role
+    return match.group(0)

@@ -6,7 +6,8 @@ import argparse
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -173,7 +174,35 @@ def load_run(
         declared=frozenset((p.owner, c.context) for p in desired.policies for c in p.contexts),
         selected=selector(nips, shard),
     )
-    return select(desired, nips, shard), scope
+    return select(with_vault_role(desired), nips, shard), scope
+
+
+# Pipelines log in with one manifest but two Vault roles: a read-only one for
+# pull-request plans and a writing one for the apply on main (docs/operations.md).
+VAULT_ROLE_VARIABLE = "KSEFCTL_VAULT_ROLE"
+
+
+def with_vault_role(desired: Desired, environ: Mapping[str, str] | None = None) -> Desired:
+    """``desired`` with ``spec.vault.auth.role`` replaced by ``$KSEFCTL_VAULT_ROLE``, when set."""
+    role = (os.environ if environ is None else environ).get(VAULT_ROLE_VARIABLE, "").strip()
+    if not role:
+        return desired
+    if not any(
+        p.vault_auth is not None and p.vault_auth.method != "token" for p in desired.policies
+    ):
+        raise UsageError(
+            f"{VAULT_ROLE_VARIABLE} is set, but no manifest logs into Vault by a role "
+            "(spec.vault.auth method approle, jwt or kubernetes)"
+        )
+    return replace(
+        desired,
+        policies=tuple(
+            replace(p, vault_auth=replace(p.vault_auth, role=role))
+            if p.vault_auth is not None and p.vault_auth.method != "token"
+            else p
+            for p in desired.policies
+        ),
+    )
 
 
 def refuse_saved_plans(files: Sequence[str]) -> None:
