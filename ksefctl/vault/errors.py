@@ -60,6 +60,26 @@ class LockLost(VaultError):
     """Our lease lock was taken over (it expired before we renewed it)."""
 
 
+class NotAVaultServer(VaultError):
+    """VAULT_ADDR answers, but not as Vault does (a web portal, a proxy's page, another service)."""
+
+    def __init__(self, address: str, answer: str) -> None:
+        super().__init__(
+            f"VAULT_ADDR ({host_port(address)}) is not a Vault server: {answer} "
+            "instead of Vault's health document; check VAULT_ADDR"
+        )
+
+
+class VaultTokenRefused(VaultError):
+    """Vault does not accept the token itself: it is wrong, expired or revoked."""
+
+    def __init__(self, address: str, source: str) -> None:
+        super().__init__(
+            f"Vault at {host_port(address)} refused the token from {source} itself "
+            "(auth/token/lookup-self): it is wrong, expired or revoked"
+        )
+
+
 def host_port(address: str) -> str:
     """``host:port`` of a Vault address, with the scheme's default port filled in."""
     parts = urlsplit(address)
