@@ -21,19 +21,20 @@ from ksefctl.ksef.errors import (
     UnexpectedResponse,
     ValidationFailed,
 )
-from ksefctl.ksef.limits import DEFAULT_LIMITS, Limiter, WindowLimits, minimum_duration
+from ksefctl.ksef.limits import Endpoint, Limiter, WindowLimits, minimum_duration
 from ksefctl.ksef.models import GeneratedToken, TokenInfo, parse_datetime
 from ksefctl.ksef.session import Session
 from ksefctl.ksef.settings import ClientSettings
 from ksefctl.ksef.transport import ClientStats
+from ksefctl.ksef.warnings import SystemWarning, SystemWarnings
 from ksefctl.retry import RetryPolicy
 
 __all__ = [
-    "DEFAULT_LIMITS",
     "AmbiguousTokenCreation",
     "AuthenticationFailed",
     "ClientSettings",
     "ClientStats",
+    "Endpoint",
     "GeneratedToken",
     "InsecureEndpoint",
     "KsefClient",
@@ -46,6 +47,8 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "Session",
+    "SystemWarning",
+    "SystemWarnings",
     "TokenInfo",
     "TokenStatusTimeout",
     "TransportError",

@@ -16,8 +16,8 @@ from urllib.parse import quote
 import httpx
 import jwt
 
+from ksefctl.ksef import limits
 from ksefctl.ksef.errors import AuthenticationFailed, UnexpectedResponse
-from ksefctl.ksef.limits import AUTH
 from ksefctl.ksef.models import AuthStatus, Fields
 from ksefctl.ksef.transport import Transport
 from ksefctl.secret import Secret
@@ -108,7 +108,7 @@ def issued_token(f: Fields, key: str, response: httpx.Response) -> IssuedToken:
 async def challenge(transport: Transport) -> Challenge:
     where = "POST /auth/challenge"
     response = await transport.request(
-        "POST", "/auth/challenge", group=AUTH, context=None, idempotent=True
+        limits.CHALLENGE, "/auth/challenge", context=None, idempotent=True
     )
     f = Fields(json_of(response, where), where)
     return Challenge(f.text("challenge"), f.integer("timestampMs"))
@@ -133,15 +133,12 @@ async def start_with_token(
         "publicKeyId": public_key_id,
     }
     response = await transport.request(
-        "POST",
+        limits.KSEF_TOKEN_LOGIN,
         "/auth/ksef-token",
-        group=AUTH,
         context=context,
         idempotent=False,  # the challenge is single use: a new login starts over
         ok=(202,),
         json=body,
-        # Unauthenticated: KSeF counts it with /auth/challenge against our IP, not the context.
-        per_ip=True,
     )
     return _pending(response, "POST /auth/ksef-token")
 
@@ -150,15 +147,13 @@ async def start_with_signature(
     transport: Transport, context: ContextId, signed_document: bytes
 ) -> PendingAuth:
     response = await transport.request(
-        "POST",
+        limits.XADES_LOGIN,
         "/auth/xades-signature",
-        group=AUTH,
         context=context,
         idempotent=False,
         ok=(202,),
         content=signed_document,
         headers={"Content-Type": "application/xml"},
-        per_ip=True,  # as for /auth/ksef-token
     )
     return _pending(response, "POST /auth/xades-signature")
 
@@ -173,7 +168,7 @@ async def await_outcome(
     delay = 0.05
     while True:
         response = await transport.request(
-            "GET", path, group=AUTH, context=context, idempotent=True, bearer=pending.token
+            limits.AUTH_STATUS, path, context=context, idempotent=True, bearer=pending.token
         )
         status = AuthStatus.parse(json_of(response, where), where)
         if status.code == SUCCESS:
@@ -206,9 +201,8 @@ async def redeem(
     """The (access, refresh) tokens; KSeF hands them out only once per login."""
     where = "POST /auth/token/redeem"
     response = await transport.request(
-        "POST",
+        limits.REDEEM,
         "/auth/token/redeem",
-        group=AUTH,
         context=context,
         idempotent=False,
         bearer=pending.token,
@@ -220,9 +214,8 @@ async def redeem(
 async def refresh(transport: Transport, context: ContextId, refresh_token: Secret) -> IssuedToken:
     where = "POST /auth/token/refresh"
     response = await transport.request(
-        "POST",
+        limits.REFRESH,
         "/auth/token/refresh",
-        group=AUTH,
         context=context,
         idempotent=True,  # every refresh just mints another access token
         bearer=refresh_token,

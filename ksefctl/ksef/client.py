@@ -13,10 +13,11 @@ from ksefctl.ksef import auth
 from ksefctl.ksef.auth import PendingAuth, json_of
 from ksefctl.ksef.errors import ServerError, TransportError, ValidationFailed
 from ksefctl.ksef.keys import TOKEN_ENCRYPTION, PublicKey, parse_public_keys, select_key
-from ksefctl.ksef.limits import AUTH
+from ksefctl.ksef.limits import PUBLIC_KEYS
 from ksefctl.ksef.session import Session
 from ksefctl.ksef.settings import ClientSettings
 from ksefctl.ksef.transport import ClientStats, Transport
+from ksefctl.ksef.warnings import SystemWarnings
 from ksefctl.secret import Secret
 from ksefctl.vocabulary import ContextId
 
@@ -56,6 +57,11 @@ class KsefClient:
         """Requests sent and 429s received, per context."""
         return self._transport.stats
 
+    @property
+    def warnings(self) -> SystemWarnings:
+        """The X-System-Warning values KSeF sent this client, grouped, with their endpoints."""
+        return self._transport.warnings
+
     async def __aenter__(self) -> KsefClient:
         return self
 
@@ -82,9 +88,8 @@ class KsefClient:
     async def _fetch_keys(self) -> list[PublicKey]:
         where = "GET /security/public-key-certificates"
         response = await self._transport.request(
-            "GET",
+            PUBLIC_KEYS,
             "/security/public-key-certificates",
-            group=AUTH,
             context=None,
             idempotent=True,
         )

@@ -27,12 +27,6 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-# The endpoint groups of KSeF's rate limits this client talks to.  ``other``
-# governs /tokens, /rate-limits and session management (EffectiveApiRateLimits
-# has no group of its own for them); ``auth`` is /auth/* login and public keys.
-OTHER = "other"
-AUTH = "auth"
-
 
 @dataclass(frozen=True)
 class WindowLimits:
@@ -58,11 +52,71 @@ class WindowLimits:
         return cls(*values)
 
 
-# KSeF's documented limits (NOTES.md), used until GET /rate-limits says otherwise.
-DEFAULT_LIMITS: Mapping[str, WindowLimits] = {
-    OTHER: WindowLimits(per_second=10, per_minute=30, per_hour=120),
-    AUTH: WindowLimits(per_second=60),
-}
+# The EffectiveApiRateLimits group whose values GET /rate-limits reports for
+# /tokens, /rate-limits and session management (there is no group of their own).
+OTHER = "other"
+
+# limity_limity-api.md, "Pozostałe": every protected endpoint without limits of
+# its own gets these, each with its own counter; public (unauthenticated) ones 60/s per IP.
+PROTECTED_DEFAULT = WindowLimits(per_second=10, per_minute=30, per_hour=120)
+PUBLIC_DEFAULT = WindowLimits(per_second=60)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One KSeF operation as the rate limits see it: its own counter, its own limits.
+
+    KSeF counts each endpoint separately per (context, client IP); ``public``
+    endpoints are called before any context is known and counted per IP alone.
+    ``group`` names the EffectiveApiRateLimits values GET /rate-limits reports
+    for it, which replace ``limits`` for that context once learnt.
+    """
+
+    name: str  # method and path template, as open-api.json names the operation
+    limits: WindowLimits = PROTECTED_DEFAULT
+    group: str | None = OTHER
+    public: bool = False
+
+
+def _public(name: str) -> Endpoint:
+    return Endpoint(name, PUBLIC_DEFAULT, group=None, public=True)
+
+
+def _auth(name: str) -> Endpoint:
+    # Authenticated by an authentication or refresh token: the context is
+    # known, and open-api.json documents 60/s (x-rate-limits).
+    return Endpoint(name, PUBLIC_DEFAULT, group=None)
+
+
+PUBLIC_KEYS = _public("GET /security/public-key-certificates")
+CHALLENGE = _public("POST /auth/challenge")
+KSEF_TOKEN_LOGIN = _public("POST /auth/ksef-token")
+XADES_LOGIN = _public("POST /auth/xades-signature")
+AUTH_STATUS = _auth("GET /auth/{referenceNumber}")
+REDEEM = _auth("POST /auth/token/redeem")
+REFRESH = _auth("POST /auth/token/refresh")
+END_CURRENT_SESSION = Endpoint("DELETE /auth/sessions/current")
+END_SESSION = Endpoint("DELETE /auth/sessions/{referenceNumber}")
+RATE_LIMITS = Endpoint("GET /rate-limits")
+SET_TEST_RATE_LIMITS = Endpoint("POST /testdata/rate-limits")
+CREATE_TOKEN = Endpoint("POST /tokens")
+LIST_TOKENS = Endpoint("GET /tokens")
+GET_TOKEN = Endpoint("GET /tokens/{referenceNumber}")
+REVOKE_TOKEN = Endpoint("DELETE /tokens/{referenceNumber}")
+
+
+def unlisted(method: str, path: str) -> Endpoint:
+    """A protected endpoint not named above, at the documented default limits.
+
+    Its counter must be one per operation, not one per resource: path segments
+    holding a digit (reference numbers, serial numbers, ids) are taken for
+    parameters, so every ``/x/{ref}`` shares one counter.  Calls that name their
+    :class:`Endpoint` do not need the guess.
+    """
+    template = "/".join(
+        "{}" if any(c.isdigit() for c in part) else part for part in path.split("/")
+    )
+    return Endpoint(f"{method.upper()} {template}")
 
 
 def minimum_duration(limits: WindowLimits, requests: int) -> float:
@@ -90,7 +144,7 @@ class _Slot:
 
 
 class Limiter:
-    """A sliding-log limiter over several windows at once, for one (context, group)."""
+    """A sliding-log limiter over several windows at once, for one (endpoint, context)."""
 
     def __init__(
         self,

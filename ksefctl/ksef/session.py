@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from ksefctl.ksef import auth
+from ksefctl.ksef import limits as endpoints
 from ksefctl.ksef.auth import IssuedToken, json_of
 from ksefctl.ksef.certificates import Certificates
 from ksefctl.ksef.errors import (
@@ -26,7 +27,7 @@ from ksefctl.ksef.errors import (
     UnexpectedResponse,
     ValidationFailed,
 )
-from ksefctl.ksef.limits import OTHER, WindowLimits
+from ksefctl.ksef.limits import OTHER, Endpoint, WindowLimits
 from ksefctl.ksef.models import Fields, GeneratedToken, TokenInfo
 from ksefctl.ksef.permissions import Permissions
 from ksefctl.ksef.transport import Transport
@@ -119,7 +120,7 @@ class Session:
 
     async def _call(
         self,
-        method: str,
+        endpoint: Endpoint | str,
         path: str,
         *,
         idempotent: bool,
@@ -128,6 +129,8 @@ class Session:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        if isinstance(endpoint, str):  # an HTTP method: an endpoint limits.py does not name
+            endpoint = endpoints.unlisted(endpoint, path)
         if self._closed:
             raise KsefError(f"the KSeF session of {self.context} is closed")
         if self._needs_refresh(self._access):
@@ -136,9 +139,8 @@ class Session:
             used = self._access
             try:
                 return await self._transport.request(
-                    method,
+                    endpoint,
                     path,
-                    group=OTHER,
                     context=self.context,
                     idempotent=idempotent,
                     ok=ok,
@@ -160,7 +162,9 @@ class Session:
     async def rate_limits(self) -> dict[str, Any]:
         """The limits KSeF says are in force for this context (EffectiveApiRateLimits)."""
         where = "GET /rate-limits"
-        data = json_of(await self._call("GET", "/rate-limits", idempotent=True), where)
+        data = json_of(
+            await self._call(endpoints.RATE_LIMITS, "/rate-limits", idempotent=True), where
+        )
         if not isinstance(data, dict):
             raise UnexpectedResponse(f"KSeF answer to {where} is not an object")
         return data
@@ -176,7 +180,7 @@ class Session:
         if limits is None:
             log.debug("keeping default rate limits for %s: no usable 'other' group", self.context)
             return None
-        self._transport.limiter(OTHER, self.context).update(limits)
+        self._transport.adopt_limits(OTHER, self.context, limits)
         return limits
 
     async def set_test_rate_limits(self, limits: Mapping[str, WindowLimits]) -> None:
@@ -195,10 +199,13 @@ class Session:
                 "perHour": values.per_hour,
             }
         await self._call(
-            "POST", "/testdata/rate-limits", idempotent=True, json={"rateLimits": body}
+            endpoints.SET_TEST_RATE_LIMITS,
+            "/testdata/rate-limits",
+            idempotent=True,
+            json={"rateLimits": body},
         )
         if OTHER in limits:
-            self._transport.limiter(OTHER, self.context).update(limits[OTHER])
+            self._transport.adopt_limits(OTHER, self.context, limits[OTHER])
 
     # -- tokens ----------------------------------------------------------------
 
@@ -222,7 +229,9 @@ class Session:
         where = "POST /tokens"
         body = {"permissions": list(permissions), "description": description}
         try:
-            response = await self._call("POST", "/tokens", idempotent=False, ok=(202,), json=body)
+            response = await self._call(
+                endpoints.CREATE_TOKEN, "/tokens", idempotent=False, ok=(202,), json=body
+            )
             f = Fields(json_of(response, where), where)
             return GeneratedToken(f.text("referenceNumber"), f.secret("token"))
         except (TransportError, ServerError, UnexpectedResponse) as error:
@@ -295,7 +304,7 @@ class Session:
             where = f"GET /tokens (page {page + 1})"
             headers = {"x-continuation-token": continuation} if continuation else None
             response = await self._call(
-                "GET", "/tokens", idempotent=True, params=params, headers=headers
+                endpoints.LIST_TOKENS, "/tokens", idempotent=True, params=params, headers=headers
             )
             f = Fields(json_of(response, where), where)
             for i, item in enumerate(f.array("tokens")):
@@ -310,13 +319,13 @@ class Session:
 
     async def get_token(self, reference_number: str) -> TokenInfo:
         path = f"/tokens/{quote(reference_number, safe='')}"
-        response = await self._call("GET", path, idempotent=True)
+        response = await self._call(endpoints.GET_TOKEN, path, idempotent=True)
         return TokenInfo.parse(json_of(response, f"GET {path}"), f"GET {path}")
 
     async def revoke_token(self, reference_number: str) -> None:
         """Start revoking a token (Revoking → Revoked happens asynchronously)."""
         path = f"/tokens/{quote(reference_number, safe='')}"
-        await self._call("DELETE", path, idempotent=True, ok=(204,))
+        await self._call(endpoints.REVOKE_TOKEN, path, idempotent=True, ok=(204,))
 
     async def wait_for_status(
         self, reference_number: str, statuses: set[str], deadline_s: float
@@ -412,7 +421,8 @@ class Session:
         """The KSeF certificates of the subject that logged in (not of the context)."""
 
         async def call(operation: str, path: str, **kwargs: Any) -> httpx.Response:
-            return await self._call(operation.split(" ", 1)[0], path, **kwargs)
+            # Each certificates operation has its own counter at the documented default limits.
+            return await self._call(Endpoint(operation), path, **kwargs)
 
         return Certificates(call, self.context)
 
@@ -426,7 +436,7 @@ class Session:
         """
         path = f"/auth/sessions/{quote(reference_number, safe='')}"
         try:
-            await self._call("DELETE", path, idempotent=True, ok=(204,))
+            await self._call(endpoints.END_SESSION, path, idempotent=True, ok=(204,))
         except (NotFound, ValidationFailed):
             return False
         return True
@@ -440,7 +450,12 @@ class Session:
         if self._closed:
             return
         try:
-            await self._call("DELETE", "/auth/sessions/current", idempotent=True, ok=(204,))
+            await self._call(
+                endpoints.END_CURRENT_SESSION,
+                "/auth/sessions/current",
+                idempotent=True,
+                ok=(204,),
+            )
         except (TransportError, NotAuthenticated) as error:
             log.debug("could not end the KSeF session of %s: %s", self.context, error)
         finally:

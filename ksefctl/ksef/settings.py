@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ksefctl.ksef.warnings import SystemWarnings
 from ksefctl.retry import RetryPolicy
 
 EventHook = Callable[..., Awaitable[None]]
@@ -35,3 +36,5 @@ class ClientSettings:
     ambiguity_recheck_s: float = 2.0
     # Tests put an httpx.MockTransport here; by default aiohttp's pool carries requests.
     transport: httpx.AsyncBaseTransport | None = None
+    # Where X-System-Warning values go; one sink may serve every client of a run.
+    warnings: SystemWarnings | None = None

@@ -29,8 +29,9 @@ from ksefctl.ksef.errors import (
     TransportError,
     error_from_response,
 )
-from ksefctl.ksef.limits import DEFAULT_LIMITS, Limiter, WindowLimits
+from ksefctl.ksef.limits import Endpoint, Limiter, WindowLimits
 from ksefctl.ksef.settings import ClientSettings
+from ksefctl.ksef.warnings import SystemWarnings
 from ksefctl.secret import Secret
 from ksefctl.vocabulary import ContextId
 
@@ -148,26 +149,41 @@ class Transport:
             event_hooks={k: list(v) for k, v in settings.event_hooks.items()},
         )
         self.retry = settings.retry
-        self.defaults: dict[str, WindowLimits] = dict(DEFAULT_LIMITS)
-        self._limiters: dict[tuple[str, ContextId | None], Limiter] = {}
+        self._limiters: dict[tuple[str, ContextId | None], tuple[Endpoint, Limiter]] = {}
+        # What GET /rate-limits said per (group, context); it outranks the documented defaults.
+        self._learned: dict[tuple[str, ContextId], WindowLimits] = {}
         self.stats = ClientStats()
+        self.warnings = settings.warnings if settings.warnings is not None else SystemWarnings()
 
-    def limiter(self, group: str, context: ContextId | None) -> Limiter:
-        """The limiter of one endpoint group in one context, shared by all its sessions."""
-        key = (group, context)
-        if key not in self._limiters:
-            self._limiters[key] = Limiter(self.defaults.get(group, WindowLimits()))
-        return self._limiters[key]
+    def limiter(self, endpoint: Endpoint, context: ContextId | None) -> Limiter:
+        """The limiter of one endpoint in one context (per IP for public ones), shared by all
+        its sessions: KSeF keeps a counter per endpoint, and one endpoint's traffic never
+        slows another's."""
+        counted = None if endpoint.public else context
+        key = (endpoint.name, counted)
+        found = self._limiters.get(key)
+        if found is None:
+            limits = endpoint.limits
+            if endpoint.group is not None and counted is not None:
+                limits = self._learned.get((endpoint.group, counted), limits)
+            found = self._limiters[key] = (endpoint, Limiter(limits))
+        return found[1]
+
+    def adopt_limits(self, group: str, context: ContextId, limits: WindowLimits) -> None:
+        """Pace every endpoint of ``group`` in ``context`` by what KSeF says is in force."""
+        self._learned[(group, context)] = limits
+        for (_, counted), (endpoint, limiter) in self._limiters.items():
+            if counted == context and endpoint.group == group:
+                limiter.update(limits)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def request(
         self,
-        method: str,
+        endpoint: Endpoint,
         path: str,
         *,
-        group: str,
         context: ContextId | None,
         idempotent: bool,
         ok: tuple[int, ...] = (200,),
@@ -176,18 +192,18 @@ class Transport:
         json: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-        per_ip: bool = False,
     ) -> httpx.Response:
         """Send one call, honouring the limits; retry what is safe to retry.
 
-        A non-idempotent call is repeated only after a 429 or a connection
-        that never opened, both of which prove KSeF did not act on it.
-        ``per_ip`` calls are paced in the one bucket KSeF keeps per client IP
-        for requests it cannot yet attribute to a context, whatever ``context``
-        they are counted under here.
+        ``path`` is ``endpoint``'s path with its parameters filled in.  A
+        non-idempotent call is repeated only after a 429 or a connection that
+        never opened, both of which prove KSeF did not act on it.  Public
+        endpoints are paced per client IP, whatever ``context`` they are
+        counted under in :attr:`stats`.
         """
+        method = endpoint.name.split(" ", 1)[0]
         key = _context_key(context)
-        limiter = self.limiter(group, None if per_ip else context)
+        limiter = self.limiter(endpoint, context)
         all_headers = dict(headers or {})
         if bearer is not None:
             all_headers["Authorization"] = f"Bearer {bearer.reveal()}"
@@ -223,6 +239,8 @@ class Transport:
                         key,
                     )
             if response is not None:
+                for value in response.headers.get_list("x-system-warning"):
+                    self.warnings.note(endpoint.name, value)
                 if response.status_code in ok:
                     return response
                 error = error_from_response(response)

@@ -120,3 +120,40 @@ def test_delay_is_exactly_when_the_windows_allow(
     for length, n in limits.windows():
         for t in sent:
             assert len([s for s in sent if t - length < s <= t]) <= n
+
+
+def test_each_endpoint_has_its_own_counter_and_learnt_limits_reach_all_of_its_group() -> None:
+    from ksefctl.ksef import limits as endpoints
+    from ksefctl.ksef.transport import Transport
+    from ksefctl.vocabulary import ContextId
+
+    transport = Transport("http://127.0.0.1:9/v2")
+    one, two = ContextId("Nip", "5265877635"), ContextId("Nip", "7762811692")
+    create = transport.limiter(endpoints.CREATE_TOKEN, one)
+    assert transport.limiter(endpoints.LIST_TOKENS, one) is not create
+    assert transport.limiter(endpoints.CREATE_TOKEN, two) is not create
+    assert transport.limiter(endpoints.CREATE_TOKEN, one) is create
+    # Public endpoints are counted per client IP: one limiter whatever the context.
+    assert transport.limiter(endpoints.CHALLENGE, one) is transport.limiter(
+        endpoints.CHALLENGE, two
+    )
+    assert transport.limiter(endpoints.CHALLENGE, one) is not transport.limiter(
+        endpoints.KSEF_TOKEN_LOGIN, one
+    )
+    learnt = WindowLimits(5, 50, 500)
+    transport.adopt_limits("other", one, learnt)
+    assert create.limits == learnt
+    assert transport.limiter(endpoints.REVOKE_TOKEN, one).limits == learnt  # created after
+    assert transport.limiter(endpoints.CREATE_TOKEN, two).limits == endpoints.PROTECTED_DEFAULT
+    assert transport.limiter(endpoints.REFRESH, one).limits == endpoints.PUBLIC_DEFAULT
+
+
+def test_unlisted_endpoints_share_a_counter_per_operation_not_per_resource() -> None:
+    from ksefctl.ksef.limits import unlisted
+
+    a = unlisted("get", "/permissions/operations/20251010-EO-1DCE3E3000-12ECB5B36E-45")
+    b = unlisted("GET", "/permissions/operations/20251011-EO-2DCE3E3000-12ECB5B36E-46")
+    assert a == b and a.name == "GET /permissions/operations/{}"
+    assert (
+        unlisted("POST", "/permissions/persons/grants").name == "POST /permissions/persons/grants"
+    )

@@ -17,6 +17,7 @@ from ksefctl.ksef import (
     NotAuthenticated,
     TokenStatusTimeout,
 )
+from ksefctl.ksef.limits import REFRESH
 from ksefctl.secret import Secret
 from ksefctl.sim.server import RunningSimulator
 from tests.ksef.conftest import NIP, OTHER_NIP, admin, mint
@@ -65,9 +66,8 @@ async def test_token_login_and_the_whole_token_lifecycle(
     # The session really ended on KSeF's side: its refresh token is dead.
     with pytest.raises(KsefError) as ended:
         await session._transport.request(
-            "POST",
+            REFRESH,
             "/auth/token/refresh",
-            group="auth",
             context=session.context,
             idempotent=True,
             bearer=session._refresh.token,
