@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from ksefctl.cli import _common
+from ksefctl.cli import _common, _vault_diagnosis
 from ksefctl.cli.progress import context_progress
 from ksefctl.manifest.model import Desired
 from ksefctl.reconcile.engine import Engine, Failure, ObservedRun, PruneScope
@@ -77,10 +77,10 @@ async def observe_and_plan(
                 Engine(desired, store, settings, prune if options.prune else None)
             )
             observed = await engine.observe()
+        await _vault_diagnosis.explain_vault_failures(store, observed.failures)
         plan = engine.plan(observed, options, now=plan_time)
         yield PlanOutcome(engine=engine, desired=desired, observed=observed, plan=plan)
 
 
 def print_failures(failures: Sequence[Failure]) -> None:
-    for failure in failures:
-        print(f"Error: {failure}", file=sys.stderr)
+    _vault_diagnosis.print_failures(failures)
