@@ -28,6 +28,7 @@ from tests.simfixture import SimHandle, encrypt, start_sim
 
 FUZZ = settings(
     max_examples=60,
+    derandomize=True,  # the same examples every run: a CI failure reproduces locally
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -209,10 +210,8 @@ def test_arbitrary_xades_documents_never_500(fuzzed: Fuzzed, document: bytes) ->
 @FUZZ
 @given(
     body=TOKENS_BODY | JSON,
-    reference=st.text(
-        alphabet=st.characters(codec="ascii", min_codepoint=33, exclude_characters="/?#%"),
-        max_size=40,
-    ),
+    # What an HTTP client can put in a path segment and a header (httpx refuses the rest).
+    reference=st.from_regex(r"[A-Za-z0-9\-_.~!$&'()*+,;=:@]{1,40}", fullmatch=True),
     query=st.dictionaries(
         st.sampled_from(
             ["status", "description", "authorIdentifier", "authorIdentifierType", "pageSize"]
@@ -227,7 +226,9 @@ def test_arbitrary_xades_documents_never_500(fuzzed: Fuzzed, document: bytes) ->
     authorization=st.none()
     | st.text(
         alphabet=st.characters(codec="ascii", min_codepoint=32, max_codepoint=126), max_size=60
-    ),
+    )
+    .map(str.strip)
+    .filter(bool),
 )
 def test_token_endpoints_never_500(
     fuzzed: Fuzzed,
