@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ksefctl.cli import _common, _vault_diagnosis
 from ksefctl.cli.progress import context_progress
+from ksefctl.ksef.warnings import SystemWarnings
 from ksefctl.manifest.model import Desired
 from ksefctl.reconcile.engine import Engine, Failure, ObservedRun, PruneScope
 from ksefctl.reconcile.model import Plan, PlanOptions
@@ -29,6 +31,11 @@ class PlanOutcome:
     @property
     def failures(self) -> list[Failure]:
         return self.observed.failures
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """The ``warnings`` array of --json outputs: KSeF's X-System-Warning values, grouped."""
+        return self.engine.settings.warnings.to_json()
 
 
 def configure_logging(verbosity: int) -> None:
@@ -71,6 +78,11 @@ async def observe_and_plan(
         total = len(desired.contexts)
         with context_progress("Observing", total) as progress:
             settings = _common.run_settings(args, progress)
+            # Runs after the engine closed (LIFO), so warnings from ending sessions count too.
+            stack.callback(print_system_warnings, settings.warnings)
+            if not lock and settings.session_cache == "use":
+                # plan and status only read: they resume cached sessions but write no Vault.
+                settings.session_cache = "read"
             if lock:
                 settings.ensure_lock = lambda owner: locks[owner].ensure_held()
             engine = await stack.enter_async_context(
@@ -80,6 +92,12 @@ async def observe_and_plan(
         await _vault_diagnosis.explain_vault_failures(store, observed.failures)
         plan = engine.plan(observed, options, now=plan_time)
         yield PlanOutcome(engine=engine, desired=desired, observed=observed, plan=plan)
+
+
+def print_system_warnings(warnings: SystemWarnings) -> None:
+    """Each distinct X-System-Warning once per run, on stderr, with the endpoints that drew it."""
+    for warning in warnings.items():
+        print(f"Warning: KSeF: {warning}", file=sys.stderr)
 
 
 def print_failures(failures: Sequence[Failure]) -> None:

@@ -20,7 +20,7 @@ from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
 from ksefctl.cli.apply import confirm, print_report
 from ksefctl.errors import UsageError
-from ksefctl.reconcile.model import PlanOptions
+from ksefctl.reconcile.model import Change, PlanOptions
 from ksefctl.reconcile.render import render_text
 
 
@@ -91,7 +91,7 @@ async def _run(args: argparse.Namespace) -> int:
         item.change
         for items in report.outcomes.values()
         for item in items
-        if item.ok and item.change is not None and item.change.keep_until is not None
+        if item.ok and isinstance(item.change, Change) and item.change.keep_until is not None
     ]
     for change in kept:
         assert change.keep_until is not None

@@ -39,6 +39,7 @@ from ksefctl.ksef.errors import AmbiguousTokenCreation, PermissionDenied
 from ksefctl.manifest import marker
 from ksefctl.manifest.model import Marker, SecretRef
 from ksefctl.reconcile.admission import Scope, refusal
+from ksefctl.reconcile.fanout import unexpected
 from ksefctl.reconcile.model import (
     Action,
     Change,
@@ -106,14 +107,7 @@ class ContextExecutor:
         :class:`Refused` (nothing done) if any change is outside the owner's
         policy: a plan with one forged change is not trusted for the others.
         """
-        for change in changes:
-            why = refusal(change, self.scope)
-            if why is not None:
-                raise Refused(
-                    f"refused {change.action.name.lower()} of {change.token!r}"
-                    f"{f' ({change.reference_number})' if change.reference_number else ''}: "
-                    f"{why}; nothing done in this context"
-                )
+        self.admit(changes)
         creating = [change for change in changes if change.action.creates_token]
         waiting = [note for note in notes if note.kind is NoteKind.WAITING]
         created, waited = await asyncio.gather(
@@ -124,6 +118,17 @@ class ContextExecutor:
         revoking = [change for change in changes if change.action is Action.REVOKE]
         revoked = await self._by_path(revoking, self._revoke)
         return [*created, *waited, *revoked]
+
+    def admit(self, changes: Sequence[Change]) -> None:
+        """:class:`Refused` unless every change is within the owner's policy (admission)."""
+        for change in changes:
+            why = refusal(change, self.scope)
+            if why is not None:
+                raise Refused(
+                    f"refused {change.action.name.lower()} of {change.token!r}"
+                    f"{f' ({change.reference_number})' if change.reference_number else ''}: "
+                    f"{why}; nothing done in this context"
+                )
 
     async def _by_path(
         self, changes: Sequence[Change], step: Callable[[Change], Awaitable[Outcome]]
@@ -325,12 +330,6 @@ class ContextExecutor:
             await self.session.revoke_token(reference)
         except KsefctlError as error:
             log.warning("could not revoke %s after a failed Vault write: %s", reference, error)
-
-
-def unexpected(error: Exception) -> str:
-    """One line for an exception no code path expected (a bug); ``-vv`` logs its traceback."""
-    first = str(error).splitlines()[0] if str(error) else ""
-    return f"unexpected error ({type(error).__name__}{': ' + first if first else ''})"
 
 
 def _done(change: Change) -> str:

@@ -76,6 +76,7 @@ class ContextSummary:
     other_owners: int
     flagged: int
     absent: tuple[str, ...]  # declared token names with no live managed token
+    name: str | None = None  # contexts[].name from the manifest, for people
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def inventory(
                     other_owners=sum(r.ownership == "other-owner" for r in these),
                     flagged=sum(r.flagged for r in these),
                     absent=tuple(sorted(set(declared) - live_names)),
+                    name=context.name,
                 )
             )
     return Inventory(rows=tuple(rows), contexts=tuple(summaries), generated_at=now)
@@ -220,6 +222,7 @@ def inventory_json(inv: Inventory) -> dict[str, Any]:
             {
                 "owner": c.owner,
                 "context": str(c.context),
+                **({"name": c.name} if c.name else {}),
                 "total": c.total,
                 "managed": c.managed,
                 "unmanaged": c.unmanaged,

@@ -11,6 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 from ksefctl.manifest.model import ContextId, Marker, SecretRef
 
@@ -52,6 +53,8 @@ class ObservedContext:
     context: ContextId
     tokens: tuple[ObservedToken, ...]  # every token KSeF shows, except Revoked
     secrets: Mapping[str, ObservedSecret]  # by token name: declared names and marker names
+    # What the other kinds (ksefctl.reconcile.kind) observed here, by kind name.
+    kinds: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,18 +123,54 @@ class Note:
 
 
 @dataclass(frozen=True)
+class KindChange:
+    """One change of a kind other than tokens; each kind subclasses it (a frozen dataclass).
+
+    Equality is field by field: a saved plan's change must equal the fresh
+    plan's in every field to be carried out.
+    """
+
+    kind: ClassVar[str] = ""
+    action: Action
+    owner: str
+    context: ContextId
+    name: str  # what the plan calls the thing changed (a certificate name, a grantee)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class KindNote:
+    """Something another kind's plan shows but does not change (an unmanaged grant …)."""
+
+    kind: str
+    owner: str
+    context: ContextId
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Plan:
-    changes: tuple[Change, ...]
+    changes: tuple[Change, ...]  # token changes
     notes: tuple[Note, ...] = ()
     fingerprint: str = ""  # of the Observed the plan was computed from
     created_at: datetime | None = field(default=None, compare=False)
+    kind_changes: tuple[KindChange, ...] = ()  # the other kinds' changes
+    kind_notes: tuple[KindNote, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.changes
+        return not self.changes and not self.kind_changes
 
     def count(self, action: Action) -> int:
+        """Token changes of ``action``."""
         return sum(1 for c in self.changes if c.action is action)
+
+    @property
+    def contexts(self) -> set[tuple[str, ContextId]]:
+        """Every (owner, context) some change of any kind is for."""
+        tokens = {(c.owner, c.context) for c in self.changes}
+        return tokens | {(c.owner, c.context) for c in self.kind_changes}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ The JSON shape is a public contract (``schemas/plan.v1.json``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,8 +35,23 @@ _RESET = "\x1b[0m"
 NO_CHANGES = "No changes. KSeF tokens and Vault match the manifest."
 
 
+# Company names from the manifests (``contexts[].name``), by owner and context.
+Names = Mapping[tuple[str, ContextId], str]
+
+
+def context_label(owner: str, context: ContextId, names: Names | None = None) -> str:
+    """``Nip:5265877635 (owner acme)``, with the company's name when the manifest gives one."""
+    name = (names or {}).get((owner, context))
+    return f"{context} ({name}; owner {owner})" if name else f"{context} (owner {owner})"
+
+
 def render_text(
-    plan: Plan, *, color: bool = False, show_notes: bool = True, failed: int = 0
+    plan: Plan,
+    *,
+    color: bool = False,
+    show_notes: bool = True,
+    failed: int = 0,
+    names: Names | None = None,
 ) -> str:
     """The plan as a person reads it, ending with a one-line summary.
 
@@ -50,7 +65,7 @@ def render_text(
     lines: list[str] = []
     notes = plan.notes if show_notes else ()
     for (owner, context), changes, context_notes in _groups(plan.changes, notes):
-        lines.append(paint(_BOLD, f"{context} (owner {owner})"))
+        lines.append(paint(_BOLD, context_label(owner, context, names)))
         for change in changes:
             symbol = f"{change.action.value} {_VERBS[change.action]}"
             lines.append(f"  {paint(_COLOURS[change.action], symbol)} {_change_text(change)}")
@@ -59,6 +74,75 @@ def render_text(
         lines.append("")
     lines.append(summary_line(plan, failed))
     return "\n".join(lines) + "\n"
+
+
+def render_compact(plan: Plan, *, failed: int = 0, names: Names | None = None) -> str:
+    """One line per context with changes — counts only — for estates of hundreds of companies."""
+    lines: list[str] = []
+    for (owner, context), changes, _ in _groups(plan.changes, ()):
+        counts = " ".join(
+            f"{action.value}{sum(c.action is action for c in changes)}"
+            for action in (Action.CREATE, Action.REPLACE, Action.REVOKE)
+        )
+        adopt = sum(c.action is Action.ADOPT for c in changes)
+        if adopt:
+            counts += f" {Action.ADOPT.value}{adopt}"
+        lines.append(f"{counts}  {context_label(owner, context, names)}")
+    if lines:
+        lines.append("")
+    lines.append(summary_line(plan, failed))
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(
+    plan: Plan,
+    *,
+    failed: int = 0,
+    names: Names | None = None,
+    failures: Iterable[str] = (),
+    title: str = "ksefctl plan",
+) -> str:
+    """The plan for a pull-request comment: summary, a table per context, the full plan folded."""
+    lines = [f"### {title}", "", f"**{summary_line(plan, failed)}**", ""]
+    groups = _groups(plan.changes, ())
+    if groups:
+        lines += ["| context | company | owner | + | ~ | - | ! |", "|---|---|---|--:|--:|--:|--:|"]
+        for (owner, context), changes, _ in groups:
+            count = {a: sum(c.action is a for c in changes) for a in Action}
+            name = (names or {}).get((owner, context), "")
+            lines.append(
+                f"| `{context}` | {_cell(name)} | {_cell(owner)} | {count[Action.CREATE]} | "
+                f"{count[Action.REPLACE]} | {count[Action.REVOKE]} | {count[Action.ADOPT]} |"
+            )
+        lines.append("")
+    problems = list(failures)
+    if problems:
+        lines += ["**Errors**", "", "```text", *problems, "```", ""]
+    if groups or plan.notes:
+        body = render_text(plan, names=names, failed=failed).rstrip("\n")
+        # A diff block colours + and - lines on GitHub and GitLab; fences inside cannot occur
+        # (no field of a plan holds a backtick run), but are defused anyway.
+        lines += [
+            "<details><summary>Full plan</summary>",
+            "",
+            "```diff",
+            body.replace("```", "ʼʼʼ"),
+            "```",
+            "</details>",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (no column breaks, no HTML)."""
+    return (
+        text.replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\n", " ")
+    )
 
 
 def summary_line(plan: Plan, failed: int = 0) -> str:
@@ -83,9 +167,12 @@ def _counts(plan: Plan) -> str:
     return f"{line}, {adopt} to adopt" if adopt else line
 
 
-def render_json(plan: Plan) -> dict[str, Any]:
-    """The plan as ``schemas/plan.v1.json`` describes it (JSON-ready values only)."""
-    return {
+def render_json(plan: Plan, names: Names | None = None) -> dict[str, Any]:
+    """The plan as ``schemas/plan.v1.json`` describes it (JSON-ready values only).
+
+    With ``names``, changes and notes of a named context carry ``context_name``.
+    """
+    document: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "fingerprint": plan.fingerprint,
         "created_at": _time(plan.created_at),
@@ -99,6 +186,13 @@ def render_json(plan: Plan) -> dict[str, Any]:
         "changes": [_change_json(c) for c in plan.changes],
         "notes": [_note_json(n) for n in plan.notes],
     }
+    if names:
+        by_text = {(owner, str(context)): name for (owner, context), name in names.items()}
+        for item in (*document["changes"], *document["notes"]):
+            name = by_text.get((item["owner"], item["context"]))
+            if name is not None:
+                item["context_name"] = name
+    return document
 
 
 def permission_list(permissions: Iterable[str]) -> list[str]:

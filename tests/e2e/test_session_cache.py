@@ -114,11 +114,17 @@ def test_a_session_ksef_refuses_falls_back_to_a_full_login_and_is_replaced(
     assert sent[REFRESH] == 2, sent  # each cached session tried once, refused
     for call in LOGIN:
         assert sent[call] == 2, (call, sent)
+    # plan writes nothing to Vault: the dead records stay, its own sessions are ended.
+    assert {nip: cached(world, nip) for nip in CONTEXTS} == old
+    assert sent[END_CURRENT] == 2, sent
+
+    # The next apply (a no-op) replaces them; plans then resume again.
+    result = world.ksefctl("apply", "-f", str(world.directory / "tokens.yaml"), "--auto-approve")
+    assert result.code == 0, result
     for nip in (ended, expired):
         new = cached(world, nip)
         assert new is not None and old[nip] is not None
         assert new["referenceNumber"] != old[nip]["referenceNumber"]  # type: ignore[index]
-    assert END_CURRENT not in sent  # the new sessions are kept for the next run
     again = plan(world)
     assert again == {REFRESH: 2, "GET /v2/tokens": 2}, again
     tokens = [r["refreshToken"] for r in old.values() if r]

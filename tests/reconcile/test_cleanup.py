@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 
 from ksefctl.errors import KsefctlError
-from ksefctl.reconcile.engine import _drain
+from ksefctl.reconcile.fanout import drain as _drain
 
 
 async def test_at_most_workers_at_once_and_every_call_runs_despite_errors() -> None:

@@ -1,0 +1,11 @@
+"""The kinds of KSeF credential ksefctl reconciles besides tokens (see ``kind``)."""
+
+from __future__ import annotations
+
+from ksefctl.reconcile.kind import Kind
+
+KINDS: tuple[Kind, ...] = ()
+
+
+def kind_named(name: str) -> Kind | None:
+    return next((kind for kind in KINDS if kind.name == name), None)
