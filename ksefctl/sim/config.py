@@ -58,6 +58,7 @@ class Faults:
     failed_activation_rate: float = 0.0  # share of new tokens that end Failed instead of Active
     auth_delay_s: float = 0.0  # GET /auth/{ref} answers 100 for this long
     system_warning: str = ""  # sent as X-System-Warning on every /v2 answer ("[code]: message")
+    permission_delay_s: float = 0.5  # a permission grant/revoke answers 100 for this long
     enrollment_delay_s: float = 0.5  # a certificate enrolment answers 100 for this long
     failed_enrollment_rate: float = 0.0  # share of enrolments that end 500 instead of 200
 

@@ -80,7 +80,7 @@ def test_a_test_system_warning_is_echoed_ascii_folded(
     sim: SimHandle, forced: str, sent: str
 ) -> None:
     api = sim.client()
-    answered = api.post("/auth/challenge", headers={"X-Test-System-Warning": forced.encode()})
+    answered = api.post("/auth/challenge", headers={b"X-Test-System-Warning": forced.encode()})
     assert answered.status_code == 200
     assert answered.headers["X-System-Warning"] == sent
     assert "X-System-Warning" not in api.post("/auth/challenge").headers
