@@ -39,7 +39,7 @@ class KsefClient:
     """Talks to one KSeF environment (``https://api-test.ksef.mf.gov.pl/v2`` …).
 
     Keep one per environment for the whole run: it holds the connection pool,
-    the public keys and one rate limiter per (endpoint group, context).
+    the public keys and one rate limiter per (endpoint, context).
     """
 
     def __init__(self, base_url: str, settings: ClientSettings | None = None) -> None:
@@ -185,7 +185,7 @@ class KsefClient:
         """Take up a session a previous run kept: one ``POST /auth/token/refresh``.
 
         KSeF counts the refresh against the context, not against the per-IP
-        bucket the unauthenticated login calls share, so resuming skips the
+        counters of the unauthenticated login calls, so resuming skips the
         login floor as well as four requests.  Raises :class:`KsefError`
         (usually :class:`NotAuthenticated` or a 400 21301) when KSeF no longer
         honours the refresh token; the caller then logs in afresh.

@@ -1,9 +1,12 @@
 """Staying inside KSeF's rate limits without ever provoking a 429.
 
-KSeF counts requests per (context, client IP) in sliding windows of one
-second, one minute and one hour, all enforced at once.  A :class:`Limiter`
-keeps a log of its own requests and lets one through only when every window
-has room.
+KSeF counts requests per endpoint and (context, client IP) in sliding
+windows of one second, one minute and one hour, all enforced at once
+(limity_limity-api.md); public endpoints, called before any context is known,
+per client IP alone.  :class:`Endpoint` names each operation this client
+calls with its documented limits; a :class:`Limiter` keeps a log of one
+endpoint's requests in one context and lets one through only when every
+window has room.
 
 Written here rather than taken from a library: ``aiolimiter`` is a single
 leaky bucket, and ``limits``' moving windows cannot check several windows

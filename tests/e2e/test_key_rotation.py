@@ -1,11 +1,12 @@
 """The story of a KSeF public-key rotation, through the CLI, with KSeF-token logins.
 
-KSeF encrypts nothing for us, but a KSeF-token login is encrypted under one of
-KSeF's public keys (bezpieczenstwo_klucze-publiczne-do-szyfrowania.md).  Key A
-is in use; a planned rotation publishes key B next to it and ksefctl moves to
-B, and A leaves the list when the transition ends; then B is retired in an emergency while a run holds it in its cache: every
-context's login is refused once with 21470, the key list is fetched again once
-for the whole run, and the run finishes with nothing lost.
+A KSeF-token login sends the token encrypted under one of KSeF's public keys
+(bezpieczenstwo_klucze-publiczne-do-szyfrowania.md).  Key A is in use; a
+planned rotation publishes key B next to it and ksefctl moves to B; A leaves
+the list when the transition ends.  Then B is retired in an emergency while a
+run holds it in its cache: every context's login is refused once with 21470,
+the key list is fetched again once for the whole run, and the run finishes
+with nothing lost.
 """
 
 from __future__ import annotations
