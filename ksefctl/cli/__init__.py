@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "plan",
     "apply",
+    "show",
     "status",
     "rotate",
     "revoke",

@@ -298,3 +298,8 @@ def failures_json(failures: Sequence[Failure]) -> list[dict[str, str]]:
 def failed_contexts(failures: Sequence[Failure]) -> int:
     """How many contexts failed (a context may fail at more than one stage)."""
     return len({(f.owner, f.context) for f in failures})
+
+
+def context_names(desired: Desired) -> dict[tuple[str, ContextId], str]:
+    """Company names the manifests give (``contexts[].name``), for plan, status and show."""
+    return {(c.owner, c.context): c.name for c in desired.contexts if c.name}

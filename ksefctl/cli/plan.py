@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
 from typing import Any
 
 from ksefctl.cli import _common
+from ksefctl.cli._plan_output import add_output_options, output_format, print_plan
 from ksefctl.cli._session import observe_and_plan, print_failures
 from ksefctl.errors import UsageError
 from ksefctl.manifest.model import Desired
 from ksefctl.reconcile.model import PlanOptions
 from ksefctl.reconcile.planfile import save_plan
-from ksefctl.reconcile.render import render_json, render_text
 
 
 def register(sub: Any) -> None:
@@ -25,7 +23,7 @@ def register(sub: Any) -> None:
     _common.add_selector_options(parser)
     _common.add_run_options(parser)
     parser.add_argument("--out", metavar="PLAN", help="save the plan for `ksefctl apply PLAN`")
-    parser.add_argument("--json", action="store_true", help="print the plan as JSON (plan.v1)")
+    add_output_options(parser)
     parser.add_argument(
         "--detailed-exitcode",
         action="store_true",
@@ -87,6 +85,7 @@ async def _run(args: argparse.Namespace) -> int:
             "--out cannot save a plan of a manifest read from stdin (-f -): apply re-reads "
             "the manifests a plan names; write the manifest to a file and plan that"
         )
+    output_format(args)  # a contradictory choice is refused before anything is contacted
     desired, scope = _common.load_run(args.files, args.nip, args.shard, prune=args.prune)
     options = PlanOptions(
         adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args, desired)
@@ -101,21 +100,9 @@ async def _run(args: argparse.Namespace) -> int:
                 options=options,
                 selection={"nip": list(args.nip), "shard": args.shard},
             )
-    if args.json:
-        document = render_json(plan)
-        document["failures"] = _common.failures_json(failures)
-        json.dump(document, sys.stdout, indent=2, sort_keys=False)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(
-            render_text(
-                plan, color=_common.use_color(args), failed=_common.failed_contexts(failures)
-            )
-        )
-        if args.out:
-            print(
-                f"\nSaved the plan to {args.out}. Apply exactly it with: ksefctl apply {args.out}"
-            )
+    print_plan(args, plan, failures, _common.context_names(desired))
+    if output_format(args) == "text" and args.out:
+        print(f"\nSaved the plan to {args.out}. Apply exactly it with: ksefctl apply {args.out}")
     print_failures(failures)
     if failures:
         return 1

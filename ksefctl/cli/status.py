@@ -19,6 +19,7 @@ from ksefctl.errors import UsageError
 from ksefctl.manifest.durations import parse_duration
 from ksefctl.reconcile.inventory import Inventory, TokenRow, inventory, inventory_json
 from ksefctl.reconcile.model import PlanOptions
+from ksefctl.reconcile.render import context_label
 
 
 def register(sub: Any) -> None:
@@ -75,7 +76,13 @@ HEADERS: tuple[str, ...] = (
 def render_inventory(inv: Inventory, failed_contexts: int = 0) -> str:
     lines: list[str] = []
     for summary in inv.contexts:
-        lines.append(f"{summary.context} (owner {summary.owner})")
+        lines.append(
+            context_label(
+                summary.owner,
+                summary.context,
+                {(summary.owner, summary.context): summary.name} if summary.name else None,
+            )
+        )
         table = [HEADERS] + [_cells(row) for row in inv.rows_of(summary)]
         widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS))]
         if len(table) > 1:

@@ -365,6 +365,7 @@ class Expander:
             auth=auth,
             tokens=tuple(tokens),
             location=location,
+            name=raw.get("name"),
         )
 
     def _auth(

@@ -111,6 +111,7 @@ class DesiredContext:
     auth: AuthSpec
     tokens: tuple[DesiredToken, ...]  # sorted by name
     location: Location | None = field(default=None, compare=False)
+    name: str | None = field(default=None, compare=False)  # contexts[].name, for people only
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ksefctl.manifest.model import PERMISSIONS, ContextId
-from ksefctl.reconcile.model import Action, Change, Note, NoteKind, Plan
+from ksefctl.reconcile.kinds import kind_named
+from ksefctl.reconcile.model import Action, Change, KindChange, KindNote, Note, NoteKind, Plan
 
 FORMAT_VERSION = "1"
 
@@ -64,8 +65,19 @@ def render_text(
 
     lines: list[str] = []
     notes = plan.notes if show_notes else ()
-    for (owner, context), changes, context_notes in _groups(plan.changes, notes):
+    others = _kind_lines(plan, show_notes)
+    groups = _groups(plan.changes, notes)
+    for key in others:
+        if all(key != k for k, _, _ in groups):
+            groups.append((key, [], []))
+    for (owner, context), changes, context_notes in sorted(groups, key=lambda g: g[0]):
         lines.append(paint(_BOLD, context_label(owner, context, names)))
+        for kind_change, text in others.get((owner, context), []):
+            if kind_change is None:
+                lines.append(paint(_DIM, f"    {text}"))
+                continue
+            symbol = f"{kind_change.action.value} {_VERBS[kind_change.action]}"
+            lines.append(f"  {paint(_COLOURS[kind_change.action], symbol)} {text}")
         for change in changes:
             symbol = f"{change.action.value} {_VERBS[change.action]}"
             lines.append(f"  {paint(_COLOURS[change.action], symbol)} {_change_text(change)}")
@@ -145,6 +157,47 @@ def _cell(text: str) -> str:
     )
 
 
+def _kind_lines(
+    plan: Plan, show_notes: bool
+) -> dict[tuple[str, ContextId], list[tuple[KindChange | None, str]]]:
+    """Other kinds' changes (and notes, as ``None``) per context, in the plan's order."""
+    found: dict[tuple[str, ContextId], list[tuple[KindChange | None, str]]] = {}
+    for change in plan.kind_changes:
+        kind = kind_named(change.kind)
+        text = kind.text(change) if kind is not None else change.name
+        found.setdefault((change.owner, change.context), []).append((change, text))
+    if show_notes:
+        for note in plan.kind_notes:
+            found.setdefault((note.owner, note.context), []).append((None, note.text))
+    return found
+
+
+def kind_change_json(change: KindChange) -> dict[str, Any]:
+    """One change of another kind: the shared fields, then the kind's own."""
+    kind = kind_named(change.kind)
+    document: dict[str, Any] = {
+        "kind": change.kind,
+        "action": change.action.name.lower(),
+        "owner": change.owner,
+        "context": str(change.context),
+        "name": change.name,
+        "reason": change.reason,
+    }
+    if kind is not None:
+        document.update(kind.to_json(change))
+    return document
+
+
+def _kind_note_json(note: KindNote) -> dict[str, Any]:
+    return {
+        "kind": note.kind,
+        "owner": note.owner,
+        "context": str(note.context),
+        "name": note.name,
+        "text": note.text,
+    }
+
+
 def summary_line(plan: Plan, failed: int = 0) -> str:
     if failed:
         # Never "No changes" next to failures: CI summaries often show this line alone.
@@ -164,7 +217,13 @@ def _counts(plan: Plan) -> str:
         f"{plan.count(Action.REVOKE)} to revoke"
     )
     adopt = plan.count(Action.ADOPT)
-    return f"{line}, {adopt} to adopt" if adopt else line
+    line = f"{line}, {adopt} to adopt" if adopt else line
+    kinds: dict[str, int] = {}
+    for change in plan.kind_changes:
+        kinds[change.kind] = kinds.get(change.kind, 0) + 1
+    for kind, count in sorted(kinds.items()):
+        line += f"; {count} {kind} change{'s' if count != 1 else ''}"
+    return line
 
 
 def render_json(plan: Plan, names: Names | None = None) -> dict[str, Any]:
@@ -185,10 +244,17 @@ def render_json(plan: Plan, names: Names | None = None) -> dict[str, Any]:
         },
         "changes": [_change_json(c) for c in plan.changes],
         "notes": [_note_json(n) for n in plan.notes],
+        "kind_changes": [kind_change_json(c) for c in plan.kind_changes],
+        "kind_notes": [_kind_note_json(n) for n in plan.kind_notes],
     }
     if names:
         by_text = {(owner, str(context)): name for (owner, context), name in names.items()}
-        for item in (*document["changes"], *document["notes"]):
+        for item in (
+            *document["changes"],
+            *document["notes"],
+            *document["kind_changes"],
+            *document["kind_notes"],
+        ):
             name = by_text.get((item["owner"], item["context"]))
             if name is not None:
                 item["context_name"] = name
