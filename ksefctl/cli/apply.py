@@ -16,7 +16,7 @@ from ksefctl.cli.plan import add_match_option, adopt_match
 from ksefctl.cli.progress import context_progress
 from ksefctl.errors import KsefctlError, UsageError
 from ksefctl.reconcile.engine import ApplyReport, Failure
-from ksefctl.reconcile.model import Action, Plan, PlanOptions
+from ksefctl.reconcile.model import Action, KindChange, Plan, PlanOptions
 from ksefctl.reconcile.planfile import SavedPlan, first_difference, load_plan
 from ksefctl.reconcile.render import render_text
 
@@ -101,7 +101,7 @@ async def _run(args: argparse.Namespace) -> int:
         if saved is None and not args.auto_approve and not confirm():
             print("Apply cancelled.", file=sys.stderr)
             return 1
-        with context_progress("Applying", len({(c.owner, c.context) for c in plan.changes})) as p:
+        with context_progress("Applying", len(plan.contexts)) as p:
             outcome.engine.settings.on_context_done = p
             # The fresh plan, never the file's: the file only claims what may be done.
             report = await outcome.engine.apply(plan)
@@ -148,12 +148,15 @@ def confirm() -> bool:
 
 def print_report(report: ApplyReport, observe_failures: Sequence[Failure] = ()) -> None:
     done: Counter[Action] = Counter()
+    kinds: Counter[str] = Counter()  # changes of the kinds beside tokens, done
     failed = 0
     for key, outcomes in sorted(report.outcomes.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         for item in outcomes:
             label = _common.context_label(key)
             if item.ok:
-                if item.change is not None:
+                if isinstance(item.change, KindChange):
+                    kinds[item.change.kind] += 1
+                elif item.change is not None:
                     done[item.change.action] += 1
                 print(f"{label}: {item.message}")
             else:
@@ -168,5 +171,7 @@ def print_report(report: ApplyReport, observe_failures: Sequence[Failure] = ()) 
     )
     if done[Action.ADOPT]:
         summary += f", {done[Action.ADOPT]} adopted"
+    for kind, count in sorted(kinds.items()):
+        summary += f", {count} {kind} change{'s' if count != 1 else ''}"
     summary += f", {failed} failed." if failed else "."
     print(f"\n{summary}")

@@ -16,16 +16,27 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from ksefctl.errors import KsefctlError
-from ksefctl.manifest.model import ContextId, SecretRef
-from ksefctl.reconcile.model import Action, Change, Note, NoteKind, Plan, PlanOptions
+from ksefctl.manifest.model import SecretRef
+from ksefctl.reconcile.kinds import kind_named
+from ksefctl.reconcile.model import (
+    Action,
+    Change,
+    KindChange,
+    KindNote,
+    Note,
+    NoteKind,
+    Plan,
+    PlanOptions,
+)
 from ksefctl.reconcile.render import FORMAT_VERSION, permission_list, render_json
+from ksefctl.vocabulary import parse_context
 
 KIND = "ksefctl-plan"
 
@@ -137,6 +148,32 @@ def _plan(data: Any) -> Plan:
         notes=tuple(_note(n) for n in _list(data["notes"])),
         fingerprint=_str(data["fingerprint"]),
         created_at=_time(data["created_at"]),
+        kind_changes=tuple(_kind_change(c) for c in _list(data.get("kind_changes", []))),
+        kind_notes=tuple(_kind_note(n) for n in _list(data.get("kind_notes", []))),
+    )
+
+
+def _kind_change(data: Any) -> KindChange:
+    kind = kind_named(_str(data["kind"]))
+    if kind is None:
+        raise ValueError(f"unknown kind of change {data['kind']!r}")
+    return kind.from_json(
+        Action[_str(data["action"]).upper()],
+        _str(data["owner"]),
+        parse_context(data["context"]),
+        _str(data["name"]),
+        _str(data["reason"]),
+        data,
+    )
+
+
+def _kind_note(data: Any) -> KindNote:
+    return KindNote(
+        kind=_str(data["kind"]),
+        owner=_str(data["owner"]),
+        context=parse_context(data["context"]),
+        name=_str(data["name"]),
+        text=_str(data["text"]),
     )
 
 
@@ -223,7 +260,35 @@ def first_difference(saved: Plan, fresh: Plan) -> str | None:
     if len(saved.changes) < len(fresh.changes):
         missing = fresh.changes[len(saved.changes)]
         return f"a fresh plan also has {describe(missing)}, which the saved plan lacks"
+    return _first_kind_difference(saved.kind_changes, fresh.kind_changes)
+
+
+def _first_kind_difference(saved: Sequence[KindChange], fresh: Sequence[KindChange]) -> str | None:
+    """The same for the other kinds' changes: every field of their dataclasses counts."""
+    for index, (mine, theirs) in enumerate(zip(saved, fresh, strict=False), 1):
+        if mine != theirs:
+            names = [f.name for f in fields(mine)] if type(mine) is type(theirs) else ["kind"]
+            differing = [n for n in names if getattr(mine, n) != getattr(theirs, n)] or ["kind"]
+            return (
+                f"{mine.kind} change {index} ({describe_kind(mine)}) differs from a fresh plan "
+                f"in {differing[0]}"
+            )
+    if len(saved) > len(fresh):
+        extra = saved[len(fresh)]
+        return (
+            f"{extra.kind} change {len(fresh) + 1} ({describe_kind(extra)}) is not in a fresh plan"
+        )
+    if len(saved) < len(fresh):
+        missing = fresh[len(saved)]
+        return f"a fresh plan also has {describe_kind(missing)}, which the saved plan lacks"
     return None
+
+
+def describe_kind(change: KindChange) -> str:
+    return (
+        f"{change.action.value} {change.action.name.lower()} {change.kind} {change.name} "
+        f"in {change.context} of {change.owner}"
+    )
 
 
 def describe(change: Change) -> str:
@@ -232,14 +297,6 @@ def describe(change: Change) -> str:
         f"{change.action.value} {change.action.name.lower()} {change.token}{reference} "
         f"in {change.context} of {change.owner}"
     )
-
-
-def parse_context(text: Any) -> ContextId:
-    """``Nip:5265877635`` → ``ContextId("Nip", "5265877635")``."""
-    kind, sep, value = _str(text).partition(":")
-    if not sep or not value or kind not in ("Nip", "InternalId"):
-        raise ValueError(f"not a KSeF context: {text!r}")
-    return ContextId(cast(Any, kind), value)
 
 
 def _time(value: Any) -> datetime | None:
