@@ -21,8 +21,9 @@ ratio to
     activation delay once per wave for apply and rotate), where *chain* is the
     longest sequence of requests one context must make one after another
     (documented in CHAINS below); and, separately, the floor set by KSeF's
-    per-IP limit on unauthenticated login calls (challenge + signed request
-    share 60/s per client IP in the simulator), which no parallelism can beat
+    per-IP limit on unauthenticated login calls (POST /auth/challenge and the
+    signed request: 60/s each per client IP, every endpoint with its own
+    counter as limity_limity-api.md says), which no parallelism can beat
     from one machine;
 (b) a sequential baseline: the same work done context after context with
     plain synchronous httpx calls, the way one scripts it by hand.  It runs on
@@ -92,8 +93,9 @@ CHAINS: dict[str, tuple[int, str]] = {
 # sequential baseline each is compared with (a hand-written script logs in every time).
 FULL_LOGIN = ("apply", "plan-cold")
 BASELINE_OF = {"apply": "apply", "plan-cold": "plan", "plan": "plan", "rotate": "rotate"}
-# Requests per login that share the per-IP bucket (no context is known yet).
-UNATTRIBUTED_PER_LOGIN = 2
+# Requests per login that one per-IP counter sees (no context is known yet):
+# challenge and signed request have a counter each, so one login costs each one call.
+UNATTRIBUTED_PER_LOGIN = 1
 AUTH_PER_SECOND = 60
 
 
@@ -642,7 +644,7 @@ def main() -> None:
     print(table(results))
     print("\nlower bound = max(latency × chain × ceil(N/parallelism) [+ activation per wave],")
     print(
-        f"                  N × {UNATTRIBUTED_PER_LOGIN} unattributed login calls / "
+        f"                  N × {UNATTRIBUTED_PER_LOGIN} call per unattributed login endpoint / "
         f"{AUTH_PER_SECOND} per s per IP)"
     )
     for name, text in report.chains.items():
