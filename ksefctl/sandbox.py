@@ -5,14 +5,24 @@ can stop everything they spawned), creates a self-signed company-seal
 certificate for every context of the manifest — exactly how one becomes the
 owner of a NIP on the real TEST environment — and stores it in Vault where
 the manifest's ``auth`` block expects it.  Everything lives in one directory
-(0700): the simulator's state, the logs, and ``sandbox.json`` / ``env``
-(0600) with the Vault address and root token.
+(0700): the logs, and ``sandbox.json`` / ``env`` (0600) with the Vault
+address and root token.
 
 The simulator listens where the manifest says (``spec.ksef.environment`` is
 a loopback URL), so the manifest stays the one place that names the port.
-OpenBao is a dev server: it keeps secrets in memory only, so a sandbox that
-is stopped loses its Vault while the simulator keeps its tokens; the next
-``apply`` then revokes the tokens whose secrets are gone and makes new ones.
+
+The two servers' state lives and dies together.  OpenBao is a dev server
+that keeps secrets in memory only, so the simulator keeps its tokens in
+memory too: a sandbox that is stopped — or that ``up`` finds with either
+server dead — starts again with both empty, never with tokens in KSeF whose
+secrets Vault forgot (or the reverse).
+
+Several contexts logging in with one secret (``auth`` naming the same path,
+as an accounting office does with its own seal) share one certificate: it is
+made for the first such context's NIP, and that company is granted, in each
+of the other contexts, CredentialsManage and every permission its tokens
+carry — what each client grants the office by hand on the real service
+(through the simulator's TEST endpoint ``/testdata/permissions``).
 """
 
 from __future__ import annotations
@@ -119,9 +129,11 @@ class SandboxInfo:
 
 @dataclass(frozen=True)
 class SeedReport:
-    seeded: tuple[str, ...]  # contexts that got a new owner certificate
-    present: tuple[str, ...]  # contexts whose certificate was already in Vault
+    seeded: tuple[str, ...]  # login secrets (mount/path) that got a new certificate
+    present: tuple[str, ...]  # login secrets already in Vault
     skipped: tuple[str, ...]  # contexts that log in by KSeF token: nothing to seed
+    # Contexts where a shared certificate's holder was granted what it needs.
+    granted: tuple[str, ...] = ()
 
 
 def _start_time(pid: int) -> str | None:
@@ -247,8 +259,7 @@ def _start_simulator(directory: Path, host: str, port: int) -> tuple[str, Proces
                 host,
                 "--port",
                 str(port),
-                "--state",
-                str(directory / "sim.sqlite"),
+                # No --state: OpenBao forgets on restart, so the simulator must too.
             ],
             stdout=out,
             stderr=err,
@@ -305,6 +316,8 @@ def up(
                     f"but the manifest expects {host}:{port}; run: ksefctl sandbox down"
                 )
         else:
+            # A state file of an older sandbox would bring back tokens without secrets.
+            (directory / "sim.sqlite").unlink(missing_ok=True)
             sim_url, sim = _start_simulator(directory, host, port)
             token = f"sandbox-{secrets.token_hex(12)}"
             try:
@@ -321,7 +334,12 @@ def up(
 
 
 def seed(info: SandboxInfo, desired: Desired) -> SeedReport:
-    """Give every context of ``desired`` an owner certificate in Vault (once)."""
+    """Give every context of ``desired`` an owner certificate in Vault (once).
+
+    A login secret shared by several contexts holds one certificate, of the
+    first such context's NIP; that company is granted in the others what it
+    needs there (see the module docstring).
+    """
     from ksefctl.testcert import make_seal_certificate
 
     wait_until_ready(info.vault_addr)
@@ -330,6 +348,8 @@ def seed(info: SandboxInfo, desired: Desired) -> SeedReport:
     seeded: list[str] = []
     present: list[str] = []
     skipped: list[str] = []
+    granted: list[str] = []
+    holders: dict[str, str] = {}  # login secret → NIP its certificate names
     for context in desired.contexts:
         name = str(context.context)
         if context.auth.method != "certificate":
@@ -340,22 +360,82 @@ def seed(info: SandboxInfo, desired: Desired) -> SeedReport:
             if mount and mount not in mounts:
                 _ensure_kv(client, mount)
                 mounts.add(mount)
-        try:
-            client.secrets.kv.v2.read_secret_version(
-                path=ref.path, mount_point=ref.mount, raise_on_deleted_version=True
-            )
-            present.append(name)  # `up` twice is harmless: keep the owner's certificate
-            continue
-        except hvac.exceptions.InvalidPath:
-            pass
-        certificate, key = make_seal_certificate(context.context.nip)
-        client.secrets.kv.v2.create_or_update_secret(
-            path=ref.path,
-            mount_point=ref.mount,
-            secret={"certificate": certificate.decode(), "privateKey": key.decode()},
+        key = str(ref)
+        if key not in holders:
+            existing = _read_certificate(client, ref.mount, ref.path)
+            if existing is not None:
+                present.append(key)  # `up` twice is harmless: keep the owner's certificate
+                holders[key] = _certificate_nip(existing) or context.context.nip
+            else:
+                certificate, private_key = make_seal_certificate(context.context.nip)
+                client.secrets.kv.v2.create_or_update_secret(
+                    path=ref.path,
+                    mount_point=ref.mount,
+                    secret={
+                        "certificate": certificate.decode(),
+                        "privateKey": private_key.decode(),
+                    },
+                )
+                seeded.append(key)
+                holders[key] = context.context.nip
+        holder = holders[key]
+        if holder != context.context.nip:
+            permissions = {"CredentialsManage"} | {p for t in context.tokens for p in t.permissions}
+            _grant(info.sim_url, context.context.nip, holder, sorted(permissions))
+            granted.append(name)
+    return SeedReport(tuple(seeded), tuple(present), tuple(skipped), tuple(granted))
+
+
+def _read_certificate(client: hvac.Client, mount: str, path: str) -> str | None:
+    try:
+        answer = client.secrets.kv.v2.read_secret_version(
+            path=path, mount_point=mount, raise_on_deleted_version=True
         )
-        seeded.append(name)
-    return SeedReport(tuple(seeded), tuple(present), tuple(skipped))
+    except hvac.exceptions.InvalidPath:
+        return None
+    certificate = answer["data"]["data"].get("certificate")
+    return certificate if isinstance(certificate, str) else ""
+
+
+def _certificate_nip(pem: str) -> str | None:
+    """The NIP a seal (``VATPL-…``) or personal certificate (``TINPL-…``) names, if any."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        subject = x509.load_pem_x509_certificate(pem.encode()).subject
+    except ValueError:
+        return None
+    for oid, prefix in (
+        (NameOID.ORGANIZATION_IDENTIFIER, "VATPL-"),
+        (NameOID.SERIAL_NUMBER, "TINPL-"),
+    ):
+        for attribute in subject.get_attributes_for_oid(oid):
+            value = str(attribute.value)
+            if value.startswith(prefix):
+                return value.removeprefix(prefix)
+    return None
+
+
+def _grant(sim_url: str, nip: str, holder: str, permissions: list[str]) -> None:
+    """Let company ``holder`` act in ``nip``'s context, as the client would in the web app."""
+    answer = httpx.post(
+        f"{sim_url}/testdata/permissions",
+        json={
+            "contextIdentifier": {"type": "Nip", "value": nip},
+            "authorizedIdentifier": {"type": "Nip", "value": holder},
+            "permissions": [
+                {"permissionType": p, "description": "sandbox: shared certificate"}
+                for p in permissions
+            ],
+        },
+        timeout=10,
+    )
+    if answer.status_code != 200:
+        raise SandboxError(
+            f"the simulator refused to grant Nip:{holder} permissions in Nip:{nip} "
+            f"(HTTP {answer.status_code})"
+        )
 
 
 def _ensure_kv(client: hvac.Client, mount: str) -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from ksefctl import cli, sandbox
 from ksefctl.openbao import free_port
+from tests.conftest import REPO
 
 NIPS = ("5265877635", "7762811692")
 
@@ -195,3 +196,84 @@ def test_up_refuses_a_simulator_port_that_is_taken(
     assert f"port 127.0.0.1:{box.sim_port} for the simulator is taken" in err
     assert "Traceback" not in err
     assert sandbox.read_info(box.directory) is None
+
+
+def _ksefctl(box: Sandbox, exports: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """The CLI in-process against the sandbox, as after `eval "$(ksefctl sandbox up)"`."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = {name: os.environ.get(name) for name in ("VAULT_ADDR", "VAULT_TOKEN")}
+    os.environ.update(VAULT_ADDR=exports["VAULT_ADDR"], VAULT_TOKEN=exports["VAULT_TOKEN"])
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return code, out.getvalue(), err.getvalue()
+
+
+def _applied(box: Sandbox) -> dict[str, str]:
+    started = box.up()
+    assert started.returncode == 0, started.stderr
+    exports = _exports(started.stdout)
+    code, out, err = _ksefctl(box, exports, "apply", "-f", str(box.manifest), "--auto-approve")
+    assert code == 0, out + err
+    assert "2 created" in out
+    return exports
+
+
+def _fresh_and_consistent(box: Sandbox, restarted: subprocess.CompletedProcess[str]) -> None:
+    """After a restart both servers are empty: no token without its secret, nor the reverse."""
+    assert restarted.returncode == 0, restarted.stderr
+    assert "2 new, 0 already there" in restarted.stderr
+    exports = _exports(restarted.stdout)
+    code, out, err = _ksefctl(box, exports, "status", "-f", str(box.manifest))
+    assert code == 0, out + err
+    assert out.splitlines()[-1].startswith("Total: 2 contexts, 0 tokens")
+    code, out, err = _ksefctl(box, exports, "plan", "-f", str(box.manifest))
+    assert (code, err) == (0, ""), out + err
+    assert out.splitlines()[-1] == "Plan: 2 to create, 0 to replace, 0 to revoke."
+
+
+def test_a_dead_simulator_restarts_with_a_fresh_vault_too(box: Sandbox) -> None:
+    _applied(box)
+    sim, _ = _pids(box.directory)
+    sandbox._stop(sim)  # only the simulator dies; OpenBao is still healthy
+    _fresh_and_consistent(box, box.up())
+
+
+def test_down_and_up_start_both_servers_fresh(box: Sandbox) -> None:
+    _applied(box)
+    assert box.run("down").returncode == 0
+    _fresh_and_consistent(box, box.up())
+
+
+def test_the_accounting_office_example_applies_in_the_sandbox(tmp_path: Path) -> None:
+    office = (REPO / "examples" / "manifests" / "accounting-office.yaml").read_text()
+    sim_port = free_port()
+    manifest = tmp_path / "office.yaml"
+    manifest.write_text(
+        office.replace(
+            "environment: prod", f'environment: "http://127.0.0.1:{sim_port}/v2"\n    name: prod'
+        )
+    )
+    box = Sandbox(tmp_path / "sandbox", manifest, sim_port, free_port())
+    try:
+        started = box.up()
+        assert started.returncode == 0, started.stderr
+        # One certificate for fifty companies, and the office may act in the other 49.
+        assert "1 new, 0 already there" in started.stderr
+        assert "49 contexts share a certificate" in started.stderr
+        exports = _exports(started.stdout)
+        code, out, err = _ksefctl(box, exports, "apply", "-f", str(manifest), "--auto-approve")
+        assert code == 0, err[-2000:]
+        assert "Apply complete: 50 created, 0 replaced, 0 revoked." in out
+        again = box.up()  # re-seeding is harmless
+        assert "0 new, 1 already there" in again.stderr
+        code, out, err = _ksefctl(box, exports, "plan", "-f", str(manifest))
+        assert code == 0 and out.splitlines()[-1].startswith("No changes"), out + err
+    finally:
+        sandbox.down(box.directory)

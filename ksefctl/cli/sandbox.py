@@ -65,7 +65,9 @@ def register(sub: Any) -> None:
     status = actions.add_parser("status", help="is the sandbox running? (exit 0 if so)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_status)
-    down = actions.add_parser("down", help="stop the simulator and OpenBao")
+    down = actions.add_parser(
+        "down", help="stop the simulator and OpenBao (both forget everything: in-memory state)"
+    )
     down.set_defaults(func=_down)
 
 
@@ -89,6 +91,11 @@ def _up(args: argparse.Namespace) -> int:
             f"Owner certificates in Vault: {len(report.seeded)} new, "
             f"{len(report.present)} already there."
         )
+        if report.granted:
+            notes.append(
+                f"{len(report.granted)} contexts share a certificate: its company was granted "
+                "CredentialsManage and the tokens' permissions there."
+            )
         if report.skipped:
             notes.append(
                 f"{len(report.skipped)} contexts log in with a KSeF token; "
