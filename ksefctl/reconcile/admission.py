@@ -7,7 +7,8 @@ reading of the owner's policy, so defence does not rest on the planner alone:
 
 * a change belongs to the context and owner it is carried out in;
 * a secret is written or deleted only at the path the owner's policy computes
-  for that context and token name — never at login material;
+  for that context and token name — never at login material, and never where
+  Vault's metadata names another owner (or no owner: not written by ksefctl);
 * a token is created only as the manifest declares it (name, permissions,
   description), and supersedes only its own predecessor (a managed token of
   that name, or an Active hand-made one when adopting);
@@ -73,6 +74,17 @@ def _secret_problem(change: Change, scope: Scope) -> str | None:
         return (
             f"secret {change.secret} is not where owner {scope.policy.owner!r} keeps "
             f"token {change.token!r} (that is {expected})"
+        )
+    held = scope.observed.secrets.get(change.token)
+    if held is not None and held.version > 0 and held.owner != scope.policy.owner:
+        if held.owner is None:
+            return (
+                f"secret {change.secret} was not written by ksefctl (no owner in its "
+                "metadata); it is never written over or deleted"
+            )
+        return (
+            f"secret {change.secret} belongs to owner {held.owner!r}; two owners cannot "
+            "share a secret path (give one of them another spec.vault.path)"
         )
     return None
 

@@ -45,6 +45,9 @@ class ObservedSecret:
     revoked_reason: str | None = None  # deletedReason: why it was soft-deleted ("unused 74 days")
     revoked_policy: str | None = None  # revokedPolicy: Change.policy_digest of a disuse revocation
     adopted_from: str | None = None  # adoptedFrom: the hand-made token an ADOPT superseded
+    # The owner named in the metadata of a path ksefctl wrote (None: never written, or
+    # not by ksefctl — ``version`` tells which). Nobody writes over another's path.
+    owner: str | None = None
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ def to_observed_secret(state: TokenSecretState) -> ObservedSecret:
         revoked_reason=state.deleted_reason,
         revoked_policy=state.revoked_policy,
         adopted_from=state.adopted_from,
+        owner=state.owner,
     )
 
 

@@ -79,6 +79,9 @@ class TokenSecretState:
     deleted_reason: str | None = None  # custom_metadata deletedReason (why soft-deleted)
     revoked_policy: str | None = None  # custom_metadata revokedPolicy
     adopted_from: str | None = None  # custom_metadata adoptedFrom (while the secret exists)
+    # custom_metadata owner when managedBy is ksefctl; None for a path nobody wrote
+    # or one written by something else (see ``version`` to tell the two apart).
+    owner: str | None = None
 
 
 class _Policy(Protocol):
@@ -205,6 +208,11 @@ class VaultStore:
             deleted_reason=current.custom_metadata.get("deletedReason"),
             revoked_policy=current.custom_metadata.get("revokedPolicy"),
             adopted_from=current.custom_metadata.get("adoptedFrom") if exists else None,
+            owner=(
+                current.custom_metadata.get("owner")
+                if current.custom_metadata.get("managedBy") == "ksefctl"
+                else None
+            ),
         )
 
     async def read_credentials(

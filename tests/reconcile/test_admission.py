@@ -15,7 +15,7 @@ from hypothesis import given
 
 from ksefctl.manifest.model import ContextId, SecretRef
 from ksefctl.reconcile.admission import Scope, refusal
-from ksefctl.reconcile.model import Action, Change, Observed
+from ksefctl.reconcile.model import Action, Change, Observed, ObservedSecret
 from ksefctl.reconcile.planner import plan, token_policy_digest
 from tests.reconcile.test_planner_properties import PROPERTIES, Scenario, scenarios
 from tests.reconcile.world import NIP_A, NIP_B, Spec, World, desired, policy
@@ -204,3 +204,20 @@ def test_a_pruned_context_admits_only_revocations(world: tuple[World, dict[str, 
     pruning = Scope(ACME, None, seen, frozenset({LOGIN}))
     assert refusal(revoke("old", refs["old"], ACME.secret_for(NIP_A, "old")), pruning) is None
     assert refusal(create("bi", READ, "BI"), pruning) is not None
+
+
+def test_a_path_of_another_owner_or_of_no_owner_is_never_written(
+    world: tuple[World, dict[str, str]],
+) -> None:
+    w, _ = world
+    ref = ACME.secret_for(NIP_A, "bi")
+    for owner, why in (("beta", "belongs to owner 'beta'"), (None, "not written by ksefctl")):
+        w.secrets[ref] = replace(w.secrets.get(ref) or _blank(ref), version=3, owner=owner)
+        reason = refusal(create("bi", READ, "BI"), scope(w))
+        assert reason is not None and why in reason, reason
+    w.secrets[ref] = replace(w.secrets[ref], owner="acme")
+    assert refusal(create("bi", READ, "BI"), scope(w)) is None
+
+
+def _blank(ref: SecretRef) -> ObservedSecret:
+    return ObservedSecret(ref, exists=False, version=0)

@@ -130,6 +130,7 @@ class World:
             version=(previous.version if previous else 0) + 1,
             reference_number=reference,
             created=NOW,
+            owner=ref.path.split("/")[2],  # PATH puts the owner third, as ksefctl records it
             **extra,  # type: ignore[arg-type]
         )
 
