@@ -12,6 +12,7 @@ import base64
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -213,3 +214,19 @@ async def test_a_refused_key_that_stays_listed_is_not_retried_forever(
     assert 21470 in refused.value.codes
     assert requests(sim, LOGIN_ROUTE) == 1
     assert requests(sim, KEYS_ROUTE) == 2
+
+
+def test_a_rotation_survives_a_restart_with_a_state_file(tmp_path: Path) -> None:
+    config = SimConfig.from_mapping({"state_file": str(tmp_path / "sim.db")})
+    first = start_in_thread(config)
+    try:
+        published = admin(first, "/public-keys", {"action": "publish"})["keys"]
+    finally:
+        first.stop()
+    second = start_in_thread(config)
+    try:
+        listed = admin(second, "/public-keys", method="GET")
+    finally:
+        second.stop()
+    assert [k["publicKeyId"] for k in listed] == [k["publicKeyId"] for k in published]
+    assert len(listed) == 3  # two usages, and the token-encryption key twice
