@@ -149,7 +149,9 @@ class Transport:
             event_hooks={k: list(v) for k, v in settings.event_hooks.items()},
         )
         self.retry = settings.retry
-        self._limiters: dict[tuple[str, ContextId | None], tuple[Endpoint, Limiter]] = {}
+        self._limiters: dict[tuple[str, ContextId | None], Limiter] = {}
+        # Each context's limiters, so learnt limits reach them without a scan of all contexts.
+        self._by_context: dict[ContextId, list[tuple[Endpoint, Limiter]]] = {}
         # What GET /rate-limits said per (group, context); it outranks the documented defaults.
         self._learned: dict[tuple[str, ContextId], WindowLimits] = {}
         self.stats = ClientStats()
@@ -166,14 +168,16 @@ class Transport:
             limits = endpoint.limits
             if endpoint.group is not None and counted is not None:
                 limits = self._learned.get((endpoint.group, counted), limits)
-            found = self._limiters[key] = (endpoint, Limiter(limits))
-        return found[1]
+            found = self._limiters[key] = Limiter(limits)
+            if counted is not None:
+                self._by_context.setdefault(counted, []).append((endpoint, found))
+        return found
 
     def adopt_limits(self, group: str, context: ContextId, limits: WindowLimits) -> None:
         """Pace every endpoint of ``group`` in ``context`` by what KSeF says is in force."""
         self._learned[(group, context)] = limits
-        for (_, counted), (endpoint, limiter) in self._limiters.items():
-            if counted == context and endpoint.group == group:
+        for endpoint, limiter in self._by_context.get(context, ()):
+            if endpoint.group == group:
                 limiter.update(limits)
 
     async def aclose(self) -> None:
