@@ -25,6 +25,9 @@ SECTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("spec.defaults", "spec.defaults.", "defaults"),
     ("spec.contexts[]", "contexts[].", "context"),
     ("Tokens: spec.defaults.tokens[] and contexts[].tokens[]", "tokens[].", "token"),
+    ("Grants: spec.defaults.grants[] and contexts[].grants[]", "grants[].", "grant"),
+    ("grants[].person", "grants[].person.", "grantPerson"),
+    ("grants[].entity", "grants[].entity.", "grantEntity"),
 )
 
 INTRO = """\

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from ksefctl.manifest.durations import format_duration, parse_duration
 from ksefctl.manifest.environment import EnvironmentProblem, resolve_environment
 from ksefctl.manifest.errors import ManifestIssue
+from ksefctl.manifest.grants import GrantKey, merge, parse_grants
 from ksefctl.manifest.identifiers import context_of, internal_id_problem, nip_problem
 from ksefctl.manifest.marker import max_user_description
 from ksefctl.manifest.model import (
@@ -87,6 +88,7 @@ class _Scope:
     default_auth: Mapping[str, Any] | None
     default_auth_ok: bool  # its templates are valid (problems are reported once)
     paths_ok: bool  # spec.vault.path is valid, so secret paths can be rendered
+    default_grants: Mapping[GrantKey, Any] | None = None  # spec.defaults.grants (manifest.grants)
 
 
 class Expander:
@@ -130,6 +132,19 @@ class Expander:
             owner_name,
             permission_sets,
         )
+        raw_grants = spec.get("defaults", {}).get("grants")
+        default_grants = (
+            None
+            if raw_grants is None
+            else parse_grants(
+                self.issue,
+                document,
+                ("spec", "defaults", "grants"),
+                raw_grants,
+                owner_name,
+                permission_sets,
+            )
+        )
         scope = _Scope(
             document,
             policy,
@@ -139,6 +154,7 @@ class Expander:
             default_auth,
             default_auth_ok,
             paths_ok,
+            default_grants,
         )
         for index, raw in enumerate(spec["contexts"]):
             self._context(scope, ("spec", "contexts", index), raw)
@@ -333,6 +349,19 @@ class Expander:
             merged.update({name: _with_path(token, path) for name, token in scope.defaults.items()})
         merged.update(own)
 
+        own_grants = (
+            None
+            if raw.get("grants") is None
+            else parse_grants(
+                self.issue,
+                document,
+                (*path, "grants"),
+                raw["grants"],
+                policy.owner,
+                scope.permission_sets,
+            )
+        )
+        grants = merge(scope.default_grants, own_grants, raw.get("inheritDefaults", True))
         auth = self._auth(scope, path, raw, context)
         if not scope.paths_ok:
             return  # secret paths cannot be rendered; the template's problems are reported
@@ -366,6 +395,7 @@ class Expander:
             tokens=tuple(tokens),
             location=location,
             name=raw.get("name"),
+            grants=grants,
         )
 
     def _auth(

@@ -9,7 +9,7 @@ every context of every owner appears exactly once.  Everything downstream
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Literal
 
 from ksefctl.manifest.vault_auth import VaultAuthSpec
@@ -103,6 +103,36 @@ class DesiredToken:
 
 
 @dataclass(frozen=True)
+class DesiredGrant:
+    """One grantee's permissions in one context (``grants`` in a TokenPolicy, docs/grants.md).
+
+    ``kind``: ``person`` (``POST /permissions/persons/grants``), ``entity``
+    (invoice permissions for a company, ``can_delegate`` per grantee) or
+    ``authorization`` (SelfInvoicing, RRInvoicing, TaxRepresentative).  KSeF
+    keeps one record per permission; the grantee is identified by
+    ``subject_type``/``subject`` (Pesel, Nip, Fingerprint).
+    """
+
+    kind: Literal["person", "entity", "authorization"]
+    subject_type: str
+    subject: str
+    permissions: frozenset[str]
+    description: str  # the user's text; the ownership marker is appended when granting
+    can_delegate: bool = False
+    first_name: str = ""  # person: KSeF's subjectDetails
+    last_name: str = ""
+    person_identifier: tuple[str, str] | None = None  # person by fingerprint: (Pesel|Nip, value)
+    entity_name: str = ""  # entity and authorization: subjectDetails.fullName
+    expires: date | None = None  # revoked once this day has passed (UTC)
+    location: Location | None = field(default=None, compare=False)
+
+    @property
+    def grantee(self) -> str:
+        """How plans name the grantee: ``person Pesel:15062788702``."""
+        return f"{self.kind} {self.subject_type}:{self.subject}"
+
+
+@dataclass(frozen=True)
 class DesiredContext:
     owner: str
     context: ContextId
@@ -112,6 +142,8 @@ class DesiredContext:
     tokens: tuple[DesiredToken, ...]  # sorted by name
     location: Location | None = field(default=None, compare=False)
     name: str | None = field(default=None, compare=False)  # contexts[].name, for people only
+    # None: no grants section reaches this context, so its grants are not governed (nor observed).
+    grants: tuple[DesiredGrant, ...] | None = None
 
 
 @dataclass(frozen=True)
