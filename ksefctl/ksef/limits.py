@@ -147,7 +147,14 @@ class _Slot:
 
 
 class Limiter:
-    """A sliding-log limiter over several windows at once, for one (endpoint, context)."""
+    """A sliding-log limiter over several windows at once, for one (endpoint, context).
+
+    A run holds one per endpoint and context, thousands of them, most never
+    contended: the FIFO lock and the wake-up event are made only when a
+    request first has to wait.
+    """
+
+    __slots__ = ("_blocked_until", "_changed", "_clock", "_margin", "_slots", "_turn", "limits")
 
     def __init__(
         self,
@@ -163,18 +170,22 @@ class Limiter:
         self._clock = clock
         self._slots: list[_Slot] = []
         self._blocked_until = 0.0
-        self._turn = asyncio.Lock()  # FIFO: waiters are served in arrival order
-        self._changed = asyncio.Event()
+        self._turn: asyncio.Lock | None = None  # FIFO: waiters are served in arrival order
+        self._changed: asyncio.Event | None = None
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
 
     def update(self, limits: WindowLimits) -> None:
         """Adopt the limits KSeF says are in force."""
         self.limits = limits
-        self._changed.set()
+        self._wake()
 
     def block_for(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (after a 429's ``Retry-After``)."""
         self._blocked_until = max(self._blocked_until, self._clock() + seconds)
-        self._changed.set()
+        self._wake()
 
     def delay(self) -> float:
         """Seconds until a request may go out now; ``inf`` while only an answer can free one."""
@@ -202,15 +213,25 @@ class Limiter:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one request slot: waits until every window has room."""
-        async with self._turn:
-            while (wait := self.delay()) > 0:
-                self._changed.clear()
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), None if math.isinf(wait) else wait)
-            slot = _Slot()
+        slot = _Slot()
+        if (self._turn is None or not self._turn.locked()) and self.delay() <= 0:
+            # Nobody queued and room now: no await between the check and the append.
             self._slots.append(slot)
+        else:
+            if self._turn is None:
+                self._turn = asyncio.Lock()
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            async with self._turn:
+                while (wait := self.delay()) > 0:
+                    self._changed.clear()
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._changed.wait(), None if math.isinf(wait) else wait
+                        )
+                self._slots.append(slot)
         try:
             yield
         finally:
             slot.done = self._clock()
-            self._changed.set()
+            self._wake()
