@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
     _common.add_manifest_options(parser, required=False)
     _common.add_selector_options(parser)
     _common.add_run_options(parser)
-    parser.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    _common.add_approve_option(parser)
     parser.add_argument(
         "--prune", action="store_true", help="also clean contexts that left the manifest"
     )
@@ -41,13 +41,7 @@ def register(sub: Any) -> None:
         "--adopt", action="store_true", help="replace matching hand-made tokens with managed ones"
     )
     add_match_option(parser)
-    parser.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="how long to wait for another apply of the same owner to finish (default 60)",
-    )
+    _common.add_lock_options(parser)
     parser.add_argument(
         "--lock-ttl",
         type=float,
@@ -87,14 +81,23 @@ async def _run(args: argparse.Namespace) -> int:
         )
     else:
         desired, scope = _common.load_run(args.files, args.nip, args.shard, prune=args.prune)
-        options = PlanOptions(adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args))
+        options = PlanOptions(
+            adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args, desired)
+        )
     async with observe_and_plan(
         args, options, lock=True, desired=desired, prune=scope, plan_time=plan_time
     ) as outcome:
         plan = outcome.plan
         if saved is not None:
             _check_claim(args.plan_file, saved, outcome.plan, outcome.failures)
-        sys.stdout.write(render_text(plan, color=_common.use_color(args)))
+        sys.stdout.write(
+            render_text(
+                plan,
+                color=_common.use_color(args),
+                failed=_common.failed_contexts(outcome.failures),
+                names=_common.context_names(desired),
+            )
+        )
         print_failures(outcome.failures)
         if plan.empty:
             return 1 if outcome.failures else 0

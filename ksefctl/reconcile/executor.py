@@ -219,9 +219,7 @@ class ContextExecutor:
                 reference,
             )
         self.settings.ensure_lock()
-        await self.store.update_metadata(
-            change.secret, {"activatedAt": _rfc3339(self.settings.clock())}
-        )
+        await self.store.update_metadata(change.secret, _active(self.settings.clock()))
         if change.reference_number and change.keep_until is None:
             self.settings.ensure_lock()
             await self.session.revoke_token(change.reference_number)
@@ -255,6 +253,7 @@ class ContextExecutor:
                 cas=written,
                 reason=f"successor {change.action.name.lower()} failed",
             )
+            await self.store.update_metadata(change.secret, _active(self.settings.clock()))
         except KsefctlError as error:
             log.warning(
                 "%s/%s: could not restore the previous secret: %s",
@@ -340,6 +339,11 @@ def _done(change: Change) -> str:
         Action.ADOPT: "adopted",
     }
     return f"{change.token}: {verbs[change.action]}"
+
+
+def _active(moment: datetime) -> dict[str, str]:
+    """The metadata that tells consumers the current version's token logs in."""
+    return {"status": "Active", "activatedAt": _rfc3339(moment)}
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -48,6 +48,8 @@ MANAGED_BY = "ksefctl"
 INTERNAL_PREFIX = ".ksefctl/"
 # custom_metadata keys soft_delete records, cleared again when a new token is written.
 DELETION_KEYS = ("deletedReason", "deletedAt", "revokedPolicy", "adoptedFrom")
+# Metadata that describes one version's token; a new token's write drops it.
+VERSION_KEYS = ("activatedAt", "status", "restoredFrom", "restoredReason")
 # Credential shapes accepted by read_credentials when no keys are named.
 CREDENTIAL_SHAPES: tuple[frozenset[str], ...] = (
     frozenset({"certificate", "privateKey"}),
@@ -272,9 +274,17 @@ class VaultStore:
             "createdAt": rfc3339(created_at),
         }
         written = await self.client.write(ref, data, cas=cas)
-        custom = {k: v for k, v in written.custom_metadata.items() if k not in DELETION_KEYS}
+        # custom_metadata is per path: what described the previous version goes.
+        custom = {
+            k: v
+            for k, v in written.custom_metadata.items()
+            if k not in DELETION_KEYS and k not in VERSION_KEYS
+        }
         custom.update(
             {
+                # Consumers use the current version once status is Active (docs/consumers.md):
+                # a token is stored before KSeF activates it, so it is never lost.
+                "status": "Pending",
                 "managedBy": MANAGED_BY,
                 "owner": owner,
                 "token": token_name,

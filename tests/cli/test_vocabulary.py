@@ -11,7 +11,7 @@ from ksefctl import cli
 
 # Commands that ask before changing anything; apply.py is checked for --auto-approve only
 # until it takes the shared option too.
-CONFIRMING = ("rotate", "revoke")
+CONFIRMING = ("apply", "rotate", "revoke")
 
 
 def _subcommands() -> Iterator[tuple[str, argparse.ArgumentParser]]:
@@ -53,7 +53,7 @@ def test_apply_takes_auto_approve() -> None:
     assert args.auto_approve is True
 
 
-@pytest.mark.parametrize("command", ["apply", *CONFIRMING])
+@pytest.mark.parametrize("command", CONFIRMING)
 def test_lock_timeout_is_documented_the_same_way(command: str) -> None:
     sub = dict(_subcommands())[command]
     (action,) = [a for a in sub._actions if "--lock-timeout" in a.option_strings]
