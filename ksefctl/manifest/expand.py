@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+from ksefctl.manifest.certificates import KIND as CERTIFICATE_POLICY
+from ksefctl.manifest.certificates import CertificateExpander
 from ksefctl.manifest.durations import format_duration, parse_duration
 from ksefctl.manifest.environment import EnvironmentProblem, resolve_environment
 from ksefctl.manifest.errors import ManifestIssue
@@ -97,6 +99,7 @@ class Expander:
         self.owners: dict[str, _Owner] = {}
         self.context_seen: dict[tuple[str, ContextId], Location] = {}
         self.secret_seen: dict[tuple[str, str], tuple[str, ContextId, str, Location]] = {}
+        self.certificates = CertificateExpander(self)  # kind: CertificatePolicy
 
     def issue(self, document: Document, path: Path, message: str, *, key: bool = False) -> None:
         location = document.key_at(path) if key else document.at(path)
@@ -106,6 +109,9 @@ class Expander:
 
     def add(self, document: Document) -> None:
         data: Mapping[str, Any] = document.data
+        if data.get("kind") == CERTIFICATE_POLICY:
+            self.certificates.add(document)
+            return
         owner_name: str = data["metadata"]["name"]
         spec: Mapping[str, Any] = data["spec"]
         settings, paths_ok = self._settings(document, spec)
@@ -447,7 +453,19 @@ class Expander:
 
     # -- result ----------------------------------------------------------
 
+    def finish(self) -> list[ManifestIssue]:
+        """Cross-kind checks once every document is in; every issue found."""
+        self.certificates.finish(
+            lambda environment, base_url, mount, vault_auth, document, location: _Owner(
+                _Settings(environment, base_url, mount, DEFAULT_PATH, vault_auth),
+                document,
+                location,
+            )
+        )
+        return self.issues
+
     def desired(self) -> Desired:
+        self.finish()
         policies = []
         for name in sorted(self.owners):
             owner = self.owners[name]

@@ -38,7 +38,7 @@ def parse_manifests(files: Sequence[Source], issues: Sequence[ManifestIssue] = (
             # Semantic checks rely on the shape the schema guarantees.
             if not invalid and not parse_issues:
                 expander.add(document)
-    found.extend(expander.issues)
+    found.extend(expander.finish())
     if not documents and not found:
         where = files[0].name if files else "<none>"
         found.append(ManifestIssue(Location(where, 1, 1), "", "no TokenPolicy documents found"))

@@ -133,6 +133,56 @@ class DesiredGrant:
 
 
 @dataclass(frozen=True)
+class DesiredCertificate:
+    """One KSeF certificate a ``CertificatePolicy`` keeps for the subject of a context.
+
+    ``renew_before``: a successor is enrolled once ``validTo - renew_before``
+    has passed; ``overlap``: how long the superseded certificate stays valid
+    after its successor is stored.  ``valid_from`` asks KSeF to start the
+    validity later than issuance.
+    """
+
+    owner: str
+    context: ContextId
+    name: str
+    type: Literal["Authentication", "Offline"]
+    key_algorithm: Literal["ec-p256", "rsa-2048"]
+    secret: SecretRef
+    renew_before: timedelta
+    overlap: timedelta = timedelta(0)
+    valid_from: datetime | None = None
+    location: Location | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class DesiredCertificates:
+    """What a ``CertificatePolicy`` declares for one context, and where the secrets go.
+
+    The path template stays here so that the secret of a certificate no longer
+    declared (known only from its ownership marker) can be found and deleted.
+    """
+
+    items: tuple[DesiredCertificate, ...]  # sorted by name
+    vault_mount: str
+    vault_path_template: str  # placeholders: {environment} {nip} {context} {certificate} {owner}
+
+    def secret_for(
+        self, owner: str, environment: str, context: ContextId, certificate: str
+    ) -> SecretRef:
+        path = self.vault_path_template.format(
+            environment=environment,
+            nip=context.nip,
+            context=context.value,
+            certificate=certificate,
+            owner=owner,
+        )
+        return SecretRef(self.vault_mount, path)
+
+    def named(self, name: str) -> DesiredCertificate | None:
+        return next((c for c in self.items if c.name == name), None)
+
+
+@dataclass(frozen=True)
 class DesiredContext:
     owner: str
     context: ContextId
@@ -142,6 +192,10 @@ class DesiredContext:
     tokens: tuple[DesiredToken, ...]  # sorted by name
     location: Location | None = field(default=None, compare=False)
     name: str | None = field(default=None, compare=False)  # contexts[].name, for people only
+    # None: no CertificatePolicy declares this context (its certificates are not observed).
+    certificates: DesiredCertificates | None = None
+    # False: only other kinds declare this context; its tokens are neither observed nor changed.
+    token_policy: bool = True
     # None: no grants section reaches this context, so its grants are not governed (nor observed).
     grants: tuple[DesiredGrant, ...] | None = None
 

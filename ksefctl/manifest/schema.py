@@ -24,6 +24,8 @@ from ksefctl.manifest.errors import ManifestIssue
 from ksefctl.manifest.yaml_safe import Document, Path, render_path
 
 SCHEMA_FILE = "tokenpolicy.v1.json"
+# One schema per manifest kind; a document of any other kind is judged by the TokenPolicy's.
+SCHEMA_FILES = {"TokenPolicy": SCHEMA_FILE, "CertificatePolicy": "certificatepolicy.v1.json"}
 _TYPE_NAMES = {
     "object": "a mapping",
     "array": "a list",
@@ -35,30 +37,37 @@ _TYPE_NAMES = {
 
 
 @cache
-def schema() -> dict[str, Any]:
-    text = resources.files("ksefctl").joinpath("schemas", SCHEMA_FILE).read_text("utf-8")
+def schema(file: str = SCHEMA_FILE) -> dict[str, Any]:
+    text = resources.files("ksefctl").joinpath("schemas", file).read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(schema())
+def _validator(file: str = SCHEMA_FILE) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema(file))
 
 
 @cache
-def _fast_check() -> Callable[[Any], Any]:
-    return fastjsonschema.compile(schema())
+def _fast_check(file: str = SCHEMA_FILE) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(schema(file))
+
+
+def schema_file(document: Document) -> str:
+    """The schema ``document`` is checked against, by its ``kind``."""
+    kind = document.data.get("kind") if isinstance(document.data, dict) else None
+    return SCHEMA_FILES.get(kind, SCHEMA_FILE) if isinstance(kind, str) else SCHEMA_FILE
 
 
 def schema_issues(document: Document) -> list[ManifestIssue]:
     # The compiled check is an order of magnitude faster than jsonschema; the
     # slower validator runs only to explain what is wrong, with locations.
+    file = schema_file(document)
     try:
-        _fast_check()(document.data)
+        _fast_check(file)(document.data)
     except fastjsonschema.JsonSchemaException as fast_error:
         issues: list[ManifestIssue] = []
-        for error in _validator().iter_errors(document.data):
+        for error in _validator(file).iter_errors(document.data):
             issues.extend(_issues(document, error))
         if not issues:  # the validators disagree: still refuse, with the compiled message
             where = document.at(())
