@@ -12,7 +12,7 @@ from typing import Any
 
 from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
-from ksefctl.cli.plan import add_match_option, adopt_match
+from ksefctl.cli.plan import add_lockout_option, add_match_option, adopt_match
 from ksefctl.cli.progress import context_progress
 from ksefctl.errors import KsefctlError, UsageError
 from ksefctl.reconcile.engine import ApplyReport, Failure
@@ -41,6 +41,7 @@ def register(sub: Any) -> None:
         "--adopt", action="store_true", help="replace matching hand-made tokens with managed ones"
     )
     add_match_option(parser)
+    add_lockout_option(parser)
     _common.add_lock_options(parser)
     parser.add_argument(
         "--lock-ttl",
@@ -82,7 +83,10 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         desired, scope = _common.load_run(args.files, args.nip, args.shard, prune=args.prune)
         options = PlanOptions(
-            adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args, desired)
+            adopt=args.adopt,
+            prune=args.prune,
+            adopt_match=adopt_match(args, desired),
+            allow_lockout=args.allow_lockout,
         )
     async with observe_and_plan(
         args, options, lock=True, desired=desired, prune=scope, plan_time=plan_time

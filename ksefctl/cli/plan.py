@@ -36,7 +36,17 @@ def register(sub: Any) -> None:
         "--adopt", action="store_true", help="offer to adopt matching hand-made tokens"
     )
     add_match_option(parser)
+    add_lockout_option(parser)
     parser.set_defaults(func=run)
+
+
+def add_lockout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-lockout",
+        action="store_true",
+        help="carry out grant changes that remove the CredentialsManage ksefctl logs in with, "
+        "or the last CredentialsManage holder of a context (refused without it)",
+    )
 
 
 def add_match_option(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +98,10 @@ async def _run(args: argparse.Namespace) -> int:
     output_format(args)  # a contradictory choice is refused before anything is contacted
     desired, scope = _common.load_run(args.files, args.nip, args.shard, prune=args.prune)
     options = PlanOptions(
-        adopt=args.adopt, prune=args.prune, adopt_match=adopt_match(args, desired)
+        adopt=args.adopt,
+        prune=args.prune,
+        adopt_match=adopt_match(args, desired),
+        allow_lockout=args.allow_lockout,
     )
     async with observe_and_plan(args, options, lock=False, desired=desired, prune=scope) as outcome:
         plan, failures = outcome.plan, outcome.failures

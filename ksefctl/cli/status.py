@@ -15,8 +15,10 @@ from typing import Any
 
 from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
-from ksefctl.errors import UsageError
+from ksefctl.errors import KsefctlError, UsageError
 from ksefctl.manifest.durations import parse_duration
+from ksefctl.reconcile.grants.audit import GrantRow, grant_rows, render_grants
+from ksefctl.reconcile.grants.observe import observe_grants
 from ksefctl.reconcile.inventory import Inventory, TokenRow, inventory, inventory_json
 from ksefctl.reconcile.model import PlanOptions
 from ksefctl.reconcile.render import context_label
@@ -34,6 +36,12 @@ def register(sub: Any) -> None:
         "--unused-for",
         metavar="DURATION",
         help="flag Active tokens not used for this long (e.g. 30d)",
+    )
+    parser.add_argument(
+        "--grants",
+        action="store_true",
+        help="also list every permission grant per context, managed or not, with its dates "
+        "(docs/grants.md)",
     )
     parser.set_defaults(func=run)
 
@@ -56,15 +64,41 @@ async def _run(args: argparse.Namespace, unused_for: Any) -> int:
             outcome.engine.settings.clock(),
             unused_for,
         )
+        grants = await _grants(outcome) if args.grants else None
     if args.json:
         document = inventory_json(inv)
+        if grants is not None:
+            document["grants"] = [row.to_json() for _, _, rows in grants for row in rows]
         document["failures"] = _common.failures_json(outcome.failures)
         json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_inventory(inv, _common.failed_contexts(outcome.failures)))
+        if grants is not None:
+            sys.stdout.write("\n" + render_grants(grants))
     print_failures(outcome.failures)
     return 1 if outcome.failures else 0
+
+
+async def _grants(outcome: Any) -> list[tuple[str, str, list[GrantRow]]]:
+    """Every grant of every observed context; contexts whose grants the manifest does not
+    govern are read here (two queries each), the others were observed for the plan."""
+    found = []
+    for policy in outcome.observed.desired.policies:
+        for context in policy.contexts:
+            key = (policy.owner, context.context)
+            seen = outcome.observed.observed.contexts[key].kinds.get("grants")
+            if seen is None:
+                try:
+                    seen = await observe_grants(outcome.engine.session(key))
+                except KsefctlError as error:
+                    print(f"Error: {context.context}: grants not read: {error}", file=sys.stderr)
+                    continue
+            label = context_label(
+                policy.owner, context.context, _common.context_names(outcome.desired)
+            )
+            found.append((label, policy.owner, grant_rows(policy.owner, context, seen)))
+    return found
 
 
 HEADERS: tuple[str, ...] = (

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ksefctl.reconcile.grants.kind import GRANTS
 from ksefctl.reconcile.kind import Kind
 
-KINDS: tuple[Kind, ...] = ()
+KINDS: tuple[Kind, ...] = (GRANTS,)
 
 
 def kind_named(name: str) -> Kind | None:

@@ -185,6 +185,8 @@ class PlanOptions:
     # adopt: declared token name -> substring of a hand-made token's description that
     # marks it as that token's predecessor, whatever its permissions (``--match``).
     adopt_match: tuple[tuple[str, str], ...] = ()
+    # Carry out grant changes that could lock ksefctl out of a context (SPEC principle 8).
+    allow_lockout: bool = False
 
 
 ZERO = timedelta(0)

@@ -77,6 +77,7 @@ def save_plan(
                 for owner, context, token in sorted(options.force_rotate)
             ],
             "adopt_match": [{"token": name, "text": text} for name, text in options.adopt_match],
+            "allow_lockout": options.allow_lockout,
         },
         "selection": {
             "nip": list((selection or {}).get("nip") or []),
@@ -227,6 +228,7 @@ def _options(data: Any) -> PlanOptions:
         adopt_match=tuple(
             (_str(m["token"]), _str(m["text"])) for m in _list(data.get("adopt_match", []))
         ),
+        allow_lockout=_bool(data.get("allow_lockout", False)),
     )
 
 
