@@ -30,7 +30,7 @@ from hvac import utils as hvac_utils
 from ksefctl.retry import RetryPolicy
 from ksefctl.secret import Secret
 from ksefctl.vault.config import VaultConfig, VaultLogin
-from ksefctl.vault.errors import VaultError, VaultUnavailable, mapped_errors
+from ksefctl.vault.errors import VaultError, VaultSealed, VaultUnavailable, mapped_errors
 from ksefctl.vault.http import VaultHttp
 from ksefctl.vault.kv import KvMetadata, KvVersion, KvWritten
 from ksefctl.vault.login import Lease, lease_of, log_in
@@ -48,6 +48,11 @@ def _url(kind: str, ref: SecretRef) -> str:
             "/v1/{mount}/{kind}/{path}", mount=ref.mount, kind=kind, path=ref.path
         )
     )
+
+
+# A Vault sealed for a moment, restarting or failing over costs a wait of up to
+# half a minute, not the context (docs/reliability.md, guarantee 10).
+VAULT_READS = RetryPolicy(base_delay_s=0.25, max_delay_s=4.0, patience_s=30.0)
 
 
 class VaultClient:
@@ -70,7 +75,8 @@ class VaultClient:
             raise ValueError("concurrency must be at least 1")
         self.config = config
         self.login_method = login or VaultLogin()
-        self.read_retry = read_retry or RetryPolicy()
+        self.read_retry = read_retry or VAULT_READS
+        self.quick_retry = read_retry or RetryPolicy()
         self._environ = environ
         # Refuses an address the token must not travel to, before anything connects.
         self._http = VaultHttp(config, self._token_text, concurrency=concurrency)
@@ -188,15 +194,23 @@ class VaultClient:
     async def _read_call(self, operation: str, where: str, call: Callable[[], Awaitable[T]]) -> T:
         """:meth:`_call` for a read: retried with jittered backoff while Vault is unavailable."""
         attempt = 0
+        loop = asyncio.get_running_loop()
+        first_failure: float | None = None
         while True:
             try:
                 result = await self._call(operation, where, call)
             except VaultUnavailable as error:
                 attempt += 1
-                if attempt >= self.read_retry.max_attempts or self._reads_gave_up:
+                now = loop.time()
+                first_failure = now if first_failure is None else first_failure
+                waited = now - first_failure
+                # Patience is for a Vault that answers "sealed"; one that does not
+                # answer at all (a wrong VAULT_ADDR, a dead server) fails in seconds.
+                policy = self.read_retry if isinstance(error, VaultSealed) else self.quick_retry
+                if policy.gives_up(attempt, waited) or self._reads_gave_up:
                     self._reads_gave_up = True
                     raise
-                delay = self.read_retry.backoff(attempt - 1)
+                delay = policy.backoff(attempt - 1)
                 log.info("vault %s %s: %s; retrying in %.1fs", operation, where, error, delay)
                 await asyncio.sleep(delay)
             else:

@@ -26,6 +26,10 @@ class VaultUnavailable(VaultError):
     """Vault could not be reached, timed out, or is sealed / in standby."""
 
 
+class VaultSealed(VaultUnavailable):
+    """Vault answered, but is sealed, in standby or behind a failing gateway (503/502)."""
+
+
 class VaultPermissionDenied(VaultError):
     """The token's policies do not allow this operation on this path (HTTP 403)."""
 
@@ -128,7 +132,7 @@ def mapped_errors(
             f"request to Vault at {where} failed ({type(error).__name__})"
         ) from None
     except (hvac.exceptions.VaultDown, hvac.exceptions.BadGateway) as error:
-        raise VaultUnavailable(
+        raise VaultSealed(
             f"Vault at {where} is sealed or unavailable ({_reason(error)})"
         ) from None
     except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized) as error:
