@@ -9,6 +9,7 @@ import pytest
 
 from ksefctl.manifest.model import SecretRef
 from ksefctl.openbao import free_port, start_dev_server
+from ksefctl.retry import RetryPolicy
 from ksefctl.secret import Secret
 from ksefctl.vault import (
     VaultConfig,
@@ -46,7 +47,9 @@ async def test_sealed_vault_is_unavailable() -> None:
     try:
         hvac.Client(url=server.address, token=VAULT_TOKEN).sys.seal()
         async with VaultStore(
-            VaultConfig(address=server.address, token=Secret(VAULT_TOKEN))
+            VaultConfig(address=server.address, token=Secret(VAULT_TOKEN)),
+            # Not the half-minute patience a seal gets by default (tests/vault/test_seal.py).
+            read_retry=RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02),
         ) as store:
             with pytest.raises(VaultUnavailable, match="sealed") as error:
                 await store.read_token_state(SecretRef("secret", "ksef/x"))

@@ -14,7 +14,7 @@ from ksefctl.testcert import make_certificate, make_personal_certificate, make_s
 
 CHALLENGE = "20250625-CR-20F5EE4000-DA48AE4124-46"
 NIP = "5265877635"
-PESEL = "90010112345"
+PESEL = "90010112349"
 
 
 @dataclass(frozen=True)
