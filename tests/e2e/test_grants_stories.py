@@ -11,7 +11,6 @@ company's owner), not through ksefctl.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -103,7 +102,10 @@ def test_grant_no_op_change_remove_expire(world: World) -> None:
     assert f"+ create  grant person Pesel:{PESEL} (Anna Kowalska): InvoiceRead, InvoiceWrite" in (
         plan.out
     )
-    assert f"+ create  grant entity Nip:{OFFICE} (Biuro Rachunkowe Sp. z o.o.): InvoiceRead (canDelegate)" in plan.out
+    assert (
+        f"+ create  grant entity Nip:{OFFICE} (Biuro Rachunkowe Sp. z o.o.): InvoiceRead (canDelegate)"
+        in plan.out
+    )
     applied = world.ksefctl("apply", "-f", path, "--auto-approve")
     assert applied.code == 0, applied
     marker = "[ksefctl owner=acme grant]"
@@ -195,7 +197,9 @@ def test_hand_made_grant_is_reported_then_adopted(world: World) -> None:
     assert f"unmanaged grant person Pesel:{OTHER_PESEL} (Anna Testowa): InvoiceRead (hand-made" in (
         plan.out
     )
-    assert f"unmanaged grant person Pesel:{PESEL} (Anna Testowa): InvoiceRead (hand-made" in plan.out
+    assert (
+        f"unmanaged grant person Pesel:{PESEL} (Anna Testowa): InvoiceRead (hand-made" in plan.out
+    )
     assert world.ksefctl("apply", "-f", path, "--auto-approve").code == 0
     before = held(world, NIP)
     assert (f"Pesel:{OTHER_PESEL}", "InvoiceRead", "grant for a test", False, "person") in before
@@ -222,7 +226,3 @@ def test_hand_made_grant_is_reported_then_adopted(world: World) -> None:
         (f"Pesel:{PESEL}", "InvoiceRead", True),
         (f"Pesel:{PESEL}", "InvoiceWrite", True),
     }
-
-
-def _unused(_: Any) -> None:
-    return None
