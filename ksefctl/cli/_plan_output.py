@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ksefctl.cli import _common
 from ksefctl.errors import UsageError
@@ -62,12 +63,15 @@ def print_plan(
     failures: Sequence[Failure] = (),
     names: Names | None = None,
     title: str = "ksefctl plan",
+    warnings: list[dict[str, Any]] | None = None,
 ) -> None:
     fmt = output_format(args)
     failed = _common.failed_contexts(failures)
     if fmt == "json":
         document = render_json(plan, names)
         document["failures"] = _common.failures_json(failures)
+        if warnings is not None:  # a run's KSeF X-System-Warning values (show has none)
+            document["warnings"] = warnings
         json.dump(document, sys.stdout, indent=2, sort_keys=False, ensure_ascii=False)
         sys.stdout.write("\n")
     elif fmt == "markdown":

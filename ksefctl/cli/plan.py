@@ -113,7 +113,7 @@ async def _run(args: argparse.Namespace) -> int:
                 options=options,
                 selection={"nip": list(args.nip), "shard": args.shard},
             )
-    print_plan(args, plan, failures, _common.context_names(desired))
+    print_plan(args, plan, failures, _common.context_names(desired), warnings=outcome.warnings)
     if output_format(args) == "text" and args.out:
         print(f"\nSaved the plan to {args.out}. Apply exactly it with: ksefctl apply {args.out}")
     print_failures(failures)

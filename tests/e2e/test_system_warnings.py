@@ -37,3 +37,22 @@ def test_a_run_without_warnings_prints_none(world: World) -> None:
     result = world.ksefctl("plan", "-f", str(world.manifest(MANIFEST)))
     assert result.code in (0, 2), result
     assert "Warning: KSeF" not in result.err
+
+
+def test_json_outputs_carry_the_warnings(world: World) -> None:
+    import json
+
+    import jsonschema
+
+    from tests.conftest import REPO
+
+    world.sim.set_faults(system_warning="[W42]: Naglowek X bedzie wymagany")
+    manifest = world.manifest(MANIFEST)
+    for command, schema in (("plan", "plan.v1.json"), ("status", "status.v1.json")):
+        result = world.ksefctl(command, "-f", str(manifest), "--json")
+        assert result.code in (0, 2), result
+        document = json.loads(result.out)
+        jsonschema.validate(document, json.loads((REPO / "schemas" / schema).read_text()))
+        (warning,) = document["warnings"]
+        assert warning["code"] == "W42" and warning["count"] >= 2, warning
+        assert "POST /auth/challenge" in warning["endpoints"]
