@@ -157,8 +157,7 @@ def plan_grants(
 
     declared_keys = {
         (g.kind, g.subject_type, g.subject.upper(), p)
-        for g in declared
-        if not expired(g, now)
+        for g in declared  # expired ones too: --prune never removes a declared permission
         for p in g.permissions
     }
     leftovers: dict[str, list[ObservedGrant]] = {}
