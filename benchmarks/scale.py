@@ -83,6 +83,17 @@ CHAINS: dict[str, tuple[int, str]] = {
     ),
     "plan-cold": (6, "login(4) + GET /tokens + DELETE /auth/sessions/current"),
     "plan": (2, "POST /auth/token/refresh + GET /tokens"),
+    "grants-apply": (
+        9,
+        "refresh + GET /tokens + POST /permissions/query/{persons,authorizations}/grants ‖ "
+        "+ GET /rate-limits + (POST …/persons/grants + GET /permissions/operations/{ref}) "
+        "+ (POST …/entities/grants + GET …/operations/{ref})",
+    ),
+    "grants-plan": (
+        3,
+        "POST /auth/token/refresh + GET /tokens + POST /permissions/query/{persons,"
+        "authorizations}/grants ‖",
+    ),
     "rotate": (
         7,
         "refresh + GET /tokens + GET /rate-limits + POST /tokens ×3 ‖ + [activation] "
@@ -202,7 +213,19 @@ def seed_vault(bao: DevServer, contexts: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def write_manifest(path: Path, base_url: str, contexts: list[str]) -> None:
+# The grants phases: every context grants a bookkeeper and an accounting office.
+GRANTS = (
+    "    grants:",
+    '      - person: {pesel: "15062788702", firstName: Anna, lastName: Kowalska}',
+    "        permissions: [InvoiceRead, InvoiceWrite]",
+    "        description: bookkeeping",
+    '      - entity: {nip: "5260181596", name: "Biuro Rachunkowe Sp. z o.o."}',
+    "        permissions: [InvoiceRead]",
+    "        canDelegate: true",
+)
+
+
+def write_manifest(path: Path, base_url: str, contexts: list[str], *, grants: bool = False) -> None:
     lines = [
         "apiVersion: ksefctl/v1",
         "kind: TokenPolicy",
@@ -227,6 +250,8 @@ def write_manifest(path: Path, base_url: str, contexts: list[str]) -> None:
             f"        permissions: [{', '.join(permissions)}]",
             "        rotateEvery: 90d",
         ]
+    if grants:
+        lines += GRANTS
     lines.append("  contexts:")
     lines += [f'    - nip: "{nip}"' for nip in contexts]
     path.write_text("\n".join(lines) + "\n")
@@ -529,7 +554,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline-contexts", type=int, default=10, help="0: no sequential baseline"
     )
-    parser.add_argument("--phases", default="apply,plan-cold,plan,rotate")
+    parser.add_argument("--phases", default="apply,plan-cold,plan,rotate,grants-apply,grants-plan")
     parser.add_argument("--quick", action="store_true", help="50 contexts, 3 baseline contexts")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
@@ -582,6 +607,8 @@ def main() -> None:
                 report.seed_vault_s = round(seed_vault(bao, all_nips), 1)
                 manifest = workdir / "tokens.yaml"
                 write_manifest(manifest, sim.base_url, contexts)
+                with_grants = workdir / "grants.yaml"
+                write_manifest(with_grants, sim.base_url, contexts, grants=True)
                 commands = {
                     "apply": ["apply", "-f", str(manifest), "--auto-approve"],
                     "plan": ["plan", "-f", str(manifest), "--detailed-exitcode"],
@@ -593,6 +620,9 @@ def main() -> None:
                         "--no-session-cache",
                     ],
                     "rotate": ["rotate", "-f", str(manifest), "--auto-approve", "--no-overlap"],
+                    # After apply: grants given in every context, then a no-op plan of them.
+                    "grants-apply": ["apply", "-f", str(with_grants), "--auto-approve"],
+                    "grants-plan": ["plan", "-f", str(with_grants), "--detailed-exitcode"],
                 }
                 results: list[Phase] = []
                 for name in phases:
@@ -630,6 +660,8 @@ def main() -> None:
                 finally:
                     baseline.close()
                 for phase in results if baseline_nips else []:
+                    if phase.name not in BASELINE_OF:
+                        continue  # no hand-written baseline for grants
                     extrapolated = report.baseline[BASELINE_OF[phase.name]]["extrapolated_s"]
                     phase.baseline_s = extrapolated
                     phase.speedup_vs_baseline = round(extrapolated / phase.wall_s, 1)

@@ -11,13 +11,18 @@ company's owner), not through ksefctl.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.e2e.conftest import NIPS, World
 from tests.sim.permissions_helpers import grant_persons, persons
 
 NIP, NIP2, NIP3 = NIPS
+STATUS_SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "schemas" / "status.v1.json").read_text()
+)
 PESEL = "15062788702"
 OTHER_PESEL = "22271569167"
 OFFICE = "5260181596"
@@ -220,9 +225,14 @@ def test_hand_made_grant_is_reported_then_adopted(world: World) -> None:
     # The other hand-made grant is still only reported; status --grants lists everyone.
     status = world.ksefctl("status", "-f", path, "--grants", "--json")
     assert status.code == 0, status
-    rows = json.loads(status.out)["grants"]
+    document = json.loads(status.out)
+    jsonschema.validate(document, STATUS_SCHEMA)
+    rows = document["grants"]
     assert {(r["subject"], r["permission"], r["managed"]) for r in rows} == {
         (f"Pesel:{OTHER_PESEL}", "InvoiceRead", False),
         (f"Pesel:{PESEL}", "InvoiceRead", True),
         (f"Pesel:{PESEL}", "InvoiceWrite", True),
     }
+    text = world.ksefctl("status", "-f", path, "--grants")
+    assert f"person Pesel:{OTHER_PESEL}  Anna Testowa   InvoiceRead" in text.out
+    assert "Grants: 3 in 1 contexts (2 managed, 1 not)." in text.out

@@ -13,6 +13,8 @@ without a record, so the usual context costs two queries.
 
 from __future__ import annotations
 
+import asyncio
+
 from ksefctl.ksef import Session
 from ksefctl.ksef.permissions import AuthorizationGrant, Identifier, PersonPermission
 from ksefctl.manifest.grants import owner_of
@@ -71,8 +73,12 @@ def from_authorization(record: AuthorizationGrant) -> ObservedGrant:
 
 async def observe_grants(session: Session) -> ObservedGrants:
     permissions = session.permissions
-    persons = [from_person_record(r) for r in await permissions.persons()]
-    authorizations = [from_authorization(r) for r in await permissions.authorizations("Granted")]
+    # Independent queries: one round trip's wait, not two.
+    listed, granted = await asyncio.gather(
+        permissions.persons(), permissions.authorizations("Granted")
+    )
+    persons = [from_person_record(r) for r in listed]
+    authorizations = [from_authorization(r) for r in granted]
     own: frozenset[str] = frozenset()
     if any(g.permission == CREDENTIALS_MANAGE for g in persons):
         mine = await permissions.personal(permission_types=[CREDENTIALS_MANAGE])
