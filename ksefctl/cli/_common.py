@@ -87,6 +87,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="contexts handled at once (default: 64)",
     )
     parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="fail a context (saying when to retry) rather than wait longer than this for "
+        "KSeF's rate limits; waits over 5 s are announced either way (default: no bound)",
+    )
+    parser.add_argument(
         "--activation-timeout",
         type=float,
         default=300.0,
@@ -274,6 +282,18 @@ def run_settings(
         ca_bundle=args.ca_bundle,
         clock=parse_now(args.now),
         on_context_done=progress,
+        max_wait_s=getattr(args, "max_wait", None),
+        on_wait=announce_wait,
+    )
+
+
+def announce_wait(where: str, endpoint: str, seconds: float, why: str) -> None:
+    """A rate-limit wait long enough to look like a hang, said on stderr as it starts."""
+    print(
+        f"Waiting {seconds:.0f} s in {where}: KSeF's rate limit of {endpoint} ({why}); "
+        "--max-wait bounds this",
+        file=sys.stderr,
+        flush=True,
     )
 
 

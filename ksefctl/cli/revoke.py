@@ -19,6 +19,8 @@ from typing import Any
 from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
 from ksefctl.errors import UsageError
+from ksefctl.ksef import Session
+from ksefctl.ksef import limits as endpoints
 from ksefctl.manifest.model import Policy
 from ksefctl.reconcile.engine import Key
 from ksefctl.reconcile.executor import RevokeTarget, break_glass
@@ -95,6 +97,9 @@ async def _run(args: argparse.Namespace) -> int:
         if args.all and not args.auto_approve and not _typed_back(nip, total):
             print("Revocation cancelled.", file=sys.stderr)
             return 1
+        for key, targets in jobs:
+            if targets:
+                await _say_how_long(outcome.engine.session(key), key, len(targets))
         results = await asyncio.gather(
             *(
                 break_glass(outcome.engine.session(key), outcome.engine.store, targets, args.reason)
@@ -113,6 +118,20 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"Error: {_common.context_label(key)}: {item.message}", file=sys.stderr)
     print(f"\nRevoked {revoked} of {total} tokens.")
     return 1 if failed else 0
+
+
+async def _say_how_long(session: Session, key: Key, count: int) -> None:
+    """Break-glass says up front how long KSeF's limits make it take (a lower bound)."""
+    await session.learn_rate_limits()
+    seconds, limits = session.pace(endpoints.REVOKE_TOKEN, count)
+    if seconds >= 1:
+        windows = ", ".join(f"{n} per {length:.0f} s" for length, n in limits.windows())
+        print(
+            f"{_common.context_label(key)}: {count} revocations take at least {seconds:.0f} s "
+            f"at KSeF's limits ({windows}); longer waits are announced as they start.",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _targets(args: argparse.Namespace, policy: Policy, seen: ObservedContext) -> list[RevokeTarget]:

@@ -20,6 +20,7 @@ from ksefctl.ksef.errors import (
     TransportError,
     UnexpectedResponse,
     ValidationFailed,
+    WaitTooLong,
 )
 from ksefctl.ksef.limits import Endpoint, Limiter, WindowLimits, minimum_duration
 from ksefctl.ksef.models import GeneratedToken, TokenInfo, parse_datetime
@@ -54,6 +55,7 @@ __all__ = [
     "TransportError",
     "UnexpectedResponse",
     "ValidationFailed",
+    "WaitTooLong",
     "WindowLimits",
     "minimum_duration",
     "parse_datetime",

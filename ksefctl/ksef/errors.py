@@ -72,6 +72,10 @@ class RateLimited(KsefError):
     """KSeF answered 429 Too Many Requests; ``retry_after`` says how long to wait."""
 
 
+class WaitTooLong(KsefError):
+    """A rate limit would hold the request longer than ``--max-wait``; nothing was sent."""
+
+
 class ValidationFailed(KsefError):
     """KSeF rejected the request as invalid (400: 21405 and friends)."""
 

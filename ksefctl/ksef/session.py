@@ -27,7 +27,7 @@ from ksefctl.ksef.errors import (
     UnexpectedResponse,
     ValidationFailed,
 )
-from ksefctl.ksef.limits import OTHER, Endpoint, WindowLimits
+from ksefctl.ksef.limits import OTHER, Endpoint, WindowLimits, minimum_duration
 from ksefctl.ksef.models import Fields, GeneratedToken, TokenInfo
 from ksefctl.ksef.permissions import Permissions
 from ksefctl.ksef.transport import Transport
@@ -182,6 +182,14 @@ class Session:
             return None
         self._transport.adopt_limits(OTHER, self.context, limits)
         return limits
+
+    def pace(self, endpoint: Endpoint, requests: int) -> tuple[float, WindowLimits]:
+        """At least how long ``requests`` calls of ``endpoint`` take here, and the limits why.
+
+        A lower bound: KSeF counts what earlier runs spent too, which nobody can ask it for.
+        """
+        limits = self._transport.limiter(endpoint, self.context).limits
+        return minimum_duration(limits, requests), limits
 
     async def set_test_rate_limits(self, limits: Mapping[str, WindowLimits]) -> None:
         """TEST environment only: change this context's limits (``POST /testdata/rate-limits``).

@@ -38,3 +38,10 @@ class ClientSettings:
     transport: httpx.AsyncBaseTransport | None = None
     # Where X-System-Warning values go; one sink may serve every client of a run.
     warnings: SystemWarnings | None = None
+    # A request that would wait longer than this for a rate limit (pacing or a
+    # 429's Retry-After) fails instead, saying when to retry (--max-wait).
+    max_wait_s: float | None = None
+    # Told of every wait longer than ``announce_wait_s``: (context, endpoint,
+    # seconds, why) — the CLI prints it, so no run sits silent for minutes.
+    on_wait: Callable[[str, str, float, str], None] | None = None
+    announce_wait_s: float = 5.0

@@ -11,10 +11,12 @@ import asyncio
 import collections
 import ipaddress
 import logging
+import math
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -27,6 +29,7 @@ from ksefctl.ksef.errors import (
     RateLimited,
     ServerError,
     TransportError,
+    WaitTooLong,
     error_from_response,
 )
 from ksefctl.ksef.limits import Endpoint, Limiter, WindowLimits
@@ -119,6 +122,14 @@ class TlsError(TransportError):
         super().__init__(message, sent=False)
 
 
+def _per(limits: WindowLimits) -> str:
+    """``30 per minute, 120 per hour``: the windows a wait comes from."""
+    names = {1.0: "second", 60.0: "minute", 3600.0: "hour"}
+    return ", ".join(
+        f"{n} per {names.get(length, f'{length:.0f} s')}" for length, n in limits.windows()
+    )
+
+
 class Transport:
     def __init__(self, base_url: str, settings: ClientSettings | None = None) -> None:
         self.base_url = check_base_url(base_url)
@@ -149,6 +160,11 @@ class Transport:
             event_hooks={k: list(v) for k, v in settings.event_hooks.items()},
         )
         self.retry = settings.retry
+        self._max_wait_s = settings.max_wait_s
+        self._on_wait = settings.on_wait
+        self._announce_wait_s = settings.announce_wait_s
+        # Per limiter, until when a wait was already announced: one line per wait, not per request.
+        self._announced: dict[int, float] = {}
         self._limiters: dict[tuple[str, ContextId | None], Limiter] = {}
         # Each context's limiters, so learnt limits reach them without a scan of all contexts.
         self._by_context: dict[ContextId, list[tuple[Endpoint, Limiter]]] = {}
@@ -156,6 +172,33 @@ class Transport:
         self._learned: dict[tuple[str, ContextId], WindowLimits] = {}
         self.stats = ClientStats()
         self.warnings = settings.warnings if settings.warnings is not None else SystemWarnings()
+
+    def _before_wait(
+        self,
+        limiter: Limiter,
+        endpoint: Endpoint,
+        context: ContextId | None,
+        wait: float,
+        why: str,
+    ) -> None:
+        """Refuse a wait beyond ``max_wait_s``; announce a long one once."""
+        if math.isinf(wait) or (
+            wait <= self._announce_wait_s and (self._max_wait_s is None or wait <= self._max_wait_s)
+        ):
+            return  # short, or only an answer in flight can free a slot
+        where = str(context) if context is not None else "this client"
+        per = _per(limiter.limits)
+        if self._max_wait_s is not None and wait > self._max_wait_s:
+            at = datetime.now(UTC) + timedelta(seconds=wait)
+            raise WaitTooLong(
+                f"KSeF's rate limit of {endpoint.name} ({per}) would hold {where} for "
+                f"{wait:.0f} s, more than --max-wait {self._max_wait_s:.0f} s; nothing sent, "
+                f"retry after {at:%H:%M:%S} UTC"
+            )
+        now = time.monotonic()
+        if self._on_wait is not None and self._announced.get(id(limiter), 0.0) <= now:
+            self._announced[id(limiter)] = now + wait
+            self._on_wait(where, endpoint.name, wait, f"{why}, {per}")
 
     def limiter(self, endpoint: Endpoint, context: ContextId | None) -> Limiter:
         """The limiter of one endpoint in one context (per IP for public ones), shared by all
@@ -216,6 +259,7 @@ class Transport:
         while True:
             response: httpx.Response | None = None
             error: KsefError
+            self._before_wait(limiter, endpoint, context, limiter.delay(), "pacing")
             async with limiter.slot():
                 self.stats.requests[key] += 1
                 started = time.monotonic()
@@ -257,6 +301,7 @@ class Transport:
                 limiter.block_for(wait)
                 if limited > self.retry.max_rate_limited:
                     raise error
+                self._before_wait(limiter, endpoint, context, wait, "429 Retry-After")
                 log.debug("429 on %s %s [%s]: waiting %.2f s", method, path, key, wait)
                 self.stats.retries[key] += 1
                 continue

@@ -68,6 +68,8 @@ class Connections:
                     event_hooks=self.settings.event_hooks or {},
                     # Learnt before a context's first write (apply), not on every login.
                     learn_rate_limits=False,
+                    max_wait_s=self.settings.max_wait_s,
+                    on_wait=self.settings.on_wait,
                     warnings=self.settings.warnings,
                 ),
             )

@@ -37,5 +37,9 @@ class RunSettings:
     # Raises (LockLost) once this run no longer holds the lock of the owner named:
     # the executor calls it before every write.
     ensure_lock: Callable[[str], None] | None = None
+    # Rate-limit waits: longer than max_wait_s fails the context (--max-wait);
+    # longer than a few seconds is told to on_wait (context, endpoint, seconds, why).
+    max_wait_s: float | None = None
+    on_wait: Callable[[str, str, float, str], None] | None = None
     # X-System-Warning values KSeF sent during the run, from every client (told once by the CLI).
     warnings: SystemWarnings = field(default_factory=SystemWarnings)
