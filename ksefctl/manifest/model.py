@@ -9,7 +9,7 @@ every context of every owner appears exactly once.  Everything downstream
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from ksefctl.manifest.vault_auth import VaultAuthSpec

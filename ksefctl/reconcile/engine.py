@@ -155,7 +155,10 @@ class Engine:
             except KsefctlError as error:
                 raise Staged("login", error) from None
             names = {t.name for t in context.tokens} | self._pruned_names.get(key, set())
-            seen = await observe_context(policy, context.context, names, session, self.store)
+            if context.token_policy:
+                seen = await observe_context(policy, context.context, names, session, self.store)
+            else:  # only other kinds are declared here: its tokens are not ours to judge
+                seen = ObservedContext(policy.owner, context.context, (), {})
             kinds = {
                 kind.name: await kind.observe(policy, context, session, self.store)
                 for kind in KINDS

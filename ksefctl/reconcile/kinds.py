@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from ksefctl.reconcile.certificates.kind import CERTIFICATES
 from ksefctl.reconcile.grants.kind import GRANTS
 from ksefctl.reconcile.kind import Kind
 
-KINDS: tuple[Kind, ...] = (GRANTS,)
+KINDS: tuple[Kind, ...] = (GRANTS, CERTIFICATES)
 
 
 def kind_named(name: str) -> Kind | None:

@@ -95,6 +95,8 @@ def plan(
     builder = _Builder(now, options)
     for policy in desired.policies:
         for context in policy.contexts:
+            if not context.token_policy:
+                continue  # declared by other kinds only: no token of it is planned
             seen = observed.contexts.get((policy.owner, context.context))
             if seen is None:
                 seen = ObservedContext(policy.owner, context.context, (), {})
