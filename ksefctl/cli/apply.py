@@ -15,6 +15,7 @@ from ksefctl.cli._session import observe_and_plan, print_failures
 from ksefctl.cli.plan import add_lockout_option, add_match_option, adopt_match
 from ksefctl.cli.progress import context_progress
 from ksefctl.errors import KsefctlError, UsageError
+from ksefctl.manifest.model import Desired
 from ksefctl.reconcile.engine import ApplyReport, Failure
 from ksefctl.reconcile.model import Action, KindChange, Plan, PlanOptions
 from ksefctl.reconcile.planfile import SavedPlan, first_difference, load_plan
@@ -36,6 +37,12 @@ def register(sub: Any) -> None:
     _common.add_approve_option(parser)
     parser.add_argument(
         "--prune", action="store_true", help="also clean contexts that left the manifest"
+    )
+    parser.add_argument(
+        "--allow-mass-prune",
+        action="store_true",
+        help=f"let --prune clean more than {MASS_PRUNE:.0%} of an owner's contexts "
+        "(or all of them); without it such an apply is refused",
     )
     parser.add_argument(
         "--adopt", action="store_true", help="replace matching hand-made tokens with managed ones"
@@ -94,6 +101,8 @@ async def _run(args: argparse.Namespace) -> int:
         plan = outcome.plan
         if saved is not None:
             _check_claim(args.plan_file, saved, outcome.plan, outcome.failures)
+        if options.prune and not args.allow_mass_prune:
+            _refuse_mass_prune(plan, desired)
         sys.stdout.write(
             render_text(
                 plan,
@@ -115,6 +124,28 @@ async def _run(args: argparse.Namespace) -> int:
         # Before the locks are released: a lock lost meanwhile is reported after what was done.
         print_report(report, outcome.failures)
     return 0 if report.ok and not outcome.failures else 1
+
+
+# --prune may clean at most this share of an owner's contexts without --allow-mass-prune:
+# an emptied or truncated manifest (`contexts: []`) must not revoke a whole estate.
+MASS_PRUNE = 0.25
+
+
+def _refuse_mass_prune(plan: Plan, desired: Desired) -> None:
+    declared: dict[str, int] = {}
+    for context in desired.contexts:
+        declared[context.owner] = declared.get(context.owner, 0) + 1
+    keys = {(c.owner, c.context) for c in desired.contexts}
+    pruned: dict[str, int] = {}
+    for owner, _ in plan.contexts - keys:
+        pruned[owner] = pruned.get(owner, 0) + 1
+    for owner, count in sorted(pruned.items()):
+        total = count + declared.get(owner, 0)
+        if count > 1 and count > MASS_PRUNE * total:
+            raise UsageError(
+                f"--prune would clean {count} of owner {owner}'s {total} contexts (more than "
+                f"{MASS_PRUNE:.0%}); nothing done — check the manifest, or add --allow-mass-prune"
+            )
 
 
 # A plan made on a machine whose clock runs a little ahead is still a plan made now.
