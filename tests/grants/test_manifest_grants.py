@@ -11,6 +11,7 @@ import pytest
 from ksefctl.manifest import load_manifests
 from ksefctl.manifest.errors import ManifestErrors
 from ksefctl.manifest.grants import encode, max_user_description, owner_of, pesel_problem, user_text
+from ksefctl.manifest.model import DesiredGrant
 
 HEADER = """\
 apiVersion: ksefctl/v1
@@ -29,7 +30,7 @@ spec:
 ANNA = 'person: {pesel: "15062788702", firstName: Anna, lastName: Nowak}'
 
 
-def load(tmp_path: Path, body: str) -> list[tuple[str, object]]:
+def load(tmp_path: Path, body: str) -> list[tuple[str, tuple[DesiredGrant, ...] | None]]:
     path = tmp_path / "m.yaml"
     path.write_text(HEADER + textwrap.indent(textwrap.dedent(body), "  "))
     desired = load_manifests([str(path)])
@@ -67,9 +68,9 @@ def test_defaults_overrides_and_ungoverned_contexts(tmp_path: Path) -> None:
             """,
         )
     )
-    [inherited] = found["Nip:5265877635"]  # type: ignore[misc]
+    [inherited] = found["Nip:5265877635"] or ()
     assert inherited.permissions == {"InvoiceRead", "InvoiceWrite"}
-    own = {g.grantee: g for g in found["Nip:7762811692"]}  # type: ignore[attr-defined]
+    own = {g.grantee: g for g in found["Nip:7762811692"] or ()}
     assert own["person Pesel:15062788702"].permissions == {"InvoiceRead"}
     assert own["person Pesel:15062788702"].expires == date(2026, 6, 30)
     assert own["entity Nip:5260181596"].can_delegate
