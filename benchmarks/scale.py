@@ -11,6 +11,9 @@ measures in one run:
 2. a no-op ``plan --no-session-cache`` (``plan-cold``: full login, session ended),
 3. a no-op ``plan`` resuming the cached sessions (one refresh per context),
 4. ``rotate --no-overlap`` of every token (create, store, wait Active, revoke the old one),
+5. the grants phases (``grants-apply``, ``grants-plan``),
+6. ``certs-apply``: a CertificatePolicy enrols one KSeF certificate per context (key in
+   memory, stored in Vault), then ``certs-plan``, its no-op plan (one query per subject),
 
 each as wall time, KSeF requests per context (the simulator's /_sim/stats),
 peak RSS of the ksefctl process (``wait4`` rusage), CPU seconds spent by
@@ -94,6 +97,13 @@ CHAINS: dict[str, tuple[int, str]] = {
         "POST /auth/token/refresh + GET /tokens + POST /permissions/query/{persons,"
         "authorizations}/grants ‖",
     ),
+    "certs-apply": (
+        11,
+        "login(4) + POST /certificates/query + GET /rate-limits + GET /certificates/limits "
+        "+ GET …/enrollments/data + POST …/enrollments + [enrolment] + GET …/enrollments/{ref} "
+        "+ POST /certificates/retrieve",
+    ),
+    "certs-plan": (2, "POST /auth/token/refresh + POST /certificates/query"),
     "rotate": (
         7,
         "refresh + GET /tokens + GET /rate-limits + POST /tokens ×3 ‖ + [activation] "
@@ -102,7 +112,7 @@ CHAINS: dict[str, tuple[int, str]] = {
 }
 # Phases that log in fully (the others resume cached sessions), and the
 # sequential baseline each is compared with (a hand-written script logs in every time).
-FULL_LOGIN = ("apply", "plan-cold")
+FULL_LOGIN = ("apply", "plan-cold", "certs-apply")
 BASELINE_OF = {"apply": "apply", "plan-cold": "plan", "plan": "plan", "rotate": "rotate"}
 # Requests per login that one per-IP counter sees (no context is known yet):
 # challenge and signed request have a counter each, so one login costs each one call.
@@ -257,6 +267,30 @@ def write_manifest(path: Path, base_url: str, contexts: list[str], *, grants: bo
     path.write_text("\n".join(lines) + "\n")
 
 
+def write_certificate_manifest(path: Path, base_url: str, contexts: list[str]) -> None:
+    lines = [
+        "apiVersion: ksefctl/v1",
+        "kind: CertificatePolicy",
+        "metadata:",
+        "  name: bench-certs",
+        "spec:",
+        "  ksef:",
+        f'    environment: "{base_url}"',
+        "    name: sim",
+        "  vault:",
+        f"    mount: {MOUNT}",
+        "  auth:",
+        "    certificate:",
+        '      vault: "ksef-admin/{nip}"',
+        "  defaults:",
+        "    certificates:",
+        "      - name: login",
+        "  contexts:",
+        *(f'    - nip: "{nip}"' for nip in contexts),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
 # -- one measured phase --------------------------------------------------------
 
 
@@ -350,7 +384,7 @@ def run_phase(
     total = sum(by_endpoint.values())
     chain, _ = CHAINS[name]
     waves = math.ceil(contexts / parallelism)
-    waits = activation_delay if name in ("apply", "rotate") else 0.0
+    waits = activation_delay if name in ("apply", "rotate", "certs-apply") else 0.0
     lb_latency = (latency_s * chain + waits) * waves
     lb_auth = contexts * UNATTRIBUTED_PER_LOGIN / AUTH_PER_SECOND if name in FULL_LOGIN else 0.0
     lower = max(lb_latency, lb_auth)
@@ -554,7 +588,10 @@ def main() -> None:
     parser.add_argument(
         "--baseline-contexts", type=int, default=10, help="0: no sequential baseline"
     )
-    parser.add_argument("--phases", default="apply,plan-cold,plan,rotate,grants-apply,grants-plan")
+    parser.add_argument(
+        "--phases",
+        default="apply,plan-cold,plan,rotate,grants-apply,grants-plan,certs-apply,certs-plan",
+    )
     parser.add_argument("--quick", action="store_true", help="50 contexts, 3 baseline contexts")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
@@ -607,6 +644,12 @@ def main() -> None:
                 report.seed_vault_s = round(seed_vault(bao, all_nips), 1)
                 manifest = workdir / "tokens.yaml"
                 write_manifest(manifest, sim.base_url, contexts)
+                certificates = workdir / "certificates.yaml"
+                write_certificate_manifest(certificates, sim.base_url, contexts)
+                # Enrolments take as long as activations, so both phases wait alike.
+                httpx.put(
+                    f"{sim.admin}/faults", json={"enrollment_delay_s": args.activation_delay}
+                ).raise_for_status()
                 with_grants = workdir / "grants.yaml"
                 write_manifest(with_grants, sim.base_url, contexts, grants=True)
                 commands = {
@@ -623,6 +666,10 @@ def main() -> None:
                     # After apply: grants given in every context, then a no-op plan of them.
                     "grants-apply": ["apply", "-f", str(with_grants), "--auto-approve"],
                     "grants-plan": ["plan", "-f", str(with_grants), "--detailed-exitcode"],
+                    # A CertificatePolicy (its own owner): one certificate enrolled per
+                    # context, then a no-op plan — at most one query per subject after login.
+                    "certs-apply": ["apply", "-f", str(certificates), "--auto-approve"],
+                    "certs-plan": ["plan", "-f", str(certificates), "--detailed-exitcode"],
                 }
                 results: list[Phase] = []
                 for name in phases:
