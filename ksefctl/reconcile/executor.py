@@ -161,6 +161,16 @@ class ContextExecutor:
         if change.secret is None:  # admission refuses it; keeps the type checker honest
             raise Refused(f"{change.token}: no secret path")
         self.settings.ensure_lock()
+        if change.action is Action.REPLACE and change.reason == "forced rotation":
+            # Recorded before anything happens: a run stopped halfway leaves the intent
+            # (rotate this token; with or without its overlap) where the planner sees it.
+            await self.store.update_metadata(
+                change.secret,
+                {
+                    "rotationOf": change.reference_number or "",
+                    "rotationNoOverlap": "true" if change.keep_until is None else "false",
+                },
+            )
         nonce = marker.new_nonce()
         description = marker.encode(change.description, Marker(change.owner, change.token, nonce))
         try:

@@ -48,6 +48,10 @@ class ObservedSecret:
     # The owner named in the metadata of a path ksefctl wrote (None: never written, or
     # not by ksefctl — ``version`` tells which). Nobody writes over another's path.
     owner: str | None = None
+    # rotationOf / rotationNoOverlap: a forced rotation (``rotate``) in progress, recorded
+    # before it starts so an interrupted one is finished as it was asked for.
+    rotation_of: str | None = None
+    rotation_no_overlap: bool = False
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ def to_observed_secret(state: TokenSecretState) -> ObservedSecret:
         revoked_policy=state.revoked_policy,
         adopted_from=state.adopted_from,
         owner=state.owner,
+        rotation_of=state.rotation_of,
+        rotation_no_overlap=state.rotation_no_overlap,
     )
 
 

@@ -30,6 +30,12 @@ number the current Vault secret holds):
   context) with no token left to revoke (gone, or Failed) → REVOKE ("token
   gone") with no reference number: only the secret is deleted.
 
+Forced rotation: ``options.force_rotate`` (``ksefctl rotate``), or a rotation
+that one recorded in Vault (``rotationOf`` = the held token) and an interrupted
+run did not finish; with ``rotationNoOverlap`` the rotated token gets no
+overlap, and once it is a predecessor it is revoked ("forced rotation without
+overlap") instead of being kept for the token's overlap.
+
 Overlap: a REPLACE for permissions, rotation or force carries
 ``keep_until = now + overlap`` when the token has an overlap (and
 ``no_overlap`` is off).  The executor then leaves the predecessor alone; a
@@ -139,6 +145,8 @@ def fingerprint(observed: Observed) -> str:
                 "revokedReason": s.revoked_reason,
                 "revokedPolicy": s.revoked_policy,
                 "adoptedFrom": s.adopted_from,
+                "rotationOf": s.rotation_of,
+                "rotationNoOverlap": s.rotation_no_overlap,
             }
             for name, s in sorted(seen.secrets.items())
         ]
@@ -263,9 +271,14 @@ class _Builder:
         # held one matters (it gets replaced); revoking the others would repeat every run.
         mine = [t for t in mine if t.status != "Failed" or t is held]
         forced = (token.owner, token.context, token.name) in self.options.force_rotate
+        # A forced rotation recorded in Vault and not finished (a run interrupted).
+        pending_rotation = secret.rotation_of if secret is not None else None
         if held is None:
             self._unheld(token, mine, secret, seen, forced)
             return
+        if held.reference_number == pending_rotation:
+            forced = True
+        no_overlap = secret is not None and secret.rotation_no_overlap and bool(pending_rotation)
         others = [t for t in mine if t is not held]
         if held.status == "Pending":
             self._note(NoteKind.WAITING, seen, token.name, held.reference_number)
@@ -293,13 +306,16 @@ class _Builder:
             return
         reason = self._replace_reason(token, held, forced)
         if reason:
-            self._replace(token, held, reason, keep=True)
+            keep = not (no_overlap and held.reference_number == pending_rotation)
+            self._replace(token, held, reason, keep=keep)
         overlap = self._overlap(token)
         window_end = held.created + overlap
         in_window = overlap > ZERO and window_end > self.now
         for t in others:
             predecessor = t.status == "Active" and t.created <= held.created
-            if predecessor and in_window:
+            if no_overlap and t.reference_number == pending_rotation:
+                self._revoke(seen, token.name, t, "forced rotation without overlap")
+            elif predecessor and in_window:
                 self._note(NoteKind.OVERLAP, seen, token.name, t.reference_number, window_end)
             elif predecessor:
                 why = "overlap ended" if overlap > ZERO else "duplicate"

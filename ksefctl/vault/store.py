@@ -84,6 +84,8 @@ class TokenSecretState:
     # custom_metadata owner when managedBy is ksefctl; None for a path nobody wrote
     # or one written by something else (see ``version`` to tell the two apart).
     owner: str | None = None
+    rotation_of: str | None = None  # custom_metadata rotationOf: a forced rotation under way
+    rotation_no_overlap: bool = False  # custom_metadata rotationNoOverlap == "true"
 
 
 class _Policy(Protocol):
@@ -210,6 +212,8 @@ class VaultStore:
             deleted_reason=current.custom_metadata.get("deletedReason"),
             revoked_policy=current.custom_metadata.get("revokedPolicy"),
             adopted_from=current.custom_metadata.get("adoptedFrom") if exists else None,
+            rotation_of=current.custom_metadata.get("rotationOf") or None,
+            rotation_no_overlap=current.custom_metadata.get("rotationNoOverlap") == "true",
             owner=(
                 current.custom_metadata.get("owner")
                 if current.custom_metadata.get("managedBy") == "ksefctl"
