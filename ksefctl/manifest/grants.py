@@ -229,8 +229,8 @@ def _entry(
                     **common,  # type: ignore[arg-type]
                 )
             )
-    for where, message in problems:
-        issue(document, where, message)
+    for at, message in problems:
+        issue(document, at, message)
     return [] if problems else grants
 
 

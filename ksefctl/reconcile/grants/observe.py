@@ -82,7 +82,7 @@ async def observe_grants(session: Session) -> ObservedGrants:
     own: frozenset[str] = frozenset()
     if any(g.permission == CREDENTIALS_MANAGE for g in persons):
         mine = await permissions.personal(permission_types=[CREDENTIALS_MANAGE])
-        listed = {g.id for g in persons}
-        own = frozenset(r.id for r in mine if r.id in listed)
+        ids = {g.id for g in persons}
+        own = frozenset(r.id for r in mine if r.id in ids)
     grants = sorted([*persons, *authorizations], key=lambda g: (g.grantee, g.permission, g.id))
     return ObservedGrants(grants=tuple(grants), own_credentials=own)
