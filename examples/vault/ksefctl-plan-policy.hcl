@@ -25,3 +25,10 @@ path "secret/metadata/ksef/*" {
 path "secret/data/ksef-admin/*" {
   capabilities = ["read"]
 }
+
+# KSeF certificates (kind: CertificatePolicy): which certificate each secret
+# holds (serialNumber). KV v2 returns the private key with that read: this
+# role can read the managed keys, as it can read the login material.
+path "secret/data/ksef-certs/*" {
+  capabilities = ["read"]
+}

@@ -48,3 +48,17 @@ path "secret/data/.ksefctl/sessions/*" {
 path "secret/metadata/.ksefctl/sessions/*" {
   capabilities = ["update", "delete"]
 }
+
+# KSeF certificates (kind: CertificatePolicy, path "ksef-certs/{environment}/{nip}/{certificate}"):
+# certificate + private key written with check-and-set, ownership metadata, and
+# the soft delete of a certificate no longer declared. A TokenPolicy that logs
+# in with a managed certificate reads the same path.
+path "secret/data/ksef-certs/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/metadata/ksef-certs/*" {
+  capabilities = ["read", "update"]
+}
+path "secret/delete/ksef-certs/*" {
+  capabilities = ["update"]
+}
