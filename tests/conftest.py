@@ -1,60 +1,48 @@
-"""Shared fixtures: a real OpenBao dev server, and the shared KSeF contract."""
+"""The suite's fixtures live in tests/support (registered here), and two session hooks:
+the figures the run recorded, and the time each part of the suite took."""
 
 from __future__ import annotations
 
-import secrets
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections import Counter
 
 import pytest
 
-from ksefctl.openbao import DevServer, start_dev_server
+# Helpers in tests/support assert too: rewrite them before the imports below load them.
+pytest.register_assert_rewrite("tests.support")
 
-pytest_plugins = ["tests.simfixture"]
+from tests.support import OPENAPI, REPO, SHARED  # noqa: E402
+from tests.support import figures as _figures  # noqa: E402
+from tests.support.vault import Bao  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-OPENAPI = SHARED / "ksef" / "open-api.json"
+pytest_plugins = [
+    "tests.support.vault",
+    "tests.support.sim",
+    "tests.support.world",
+    "tests.support.limits",
+]
 
+__all__ = ["OPENAPI", "REPO", "SHARED", "Bao"]
 
-@dataclass(frozen=True)
-class Bao:
-    """Connection details for the test OpenBao, with a KV v2 mount unique to one test."""
-
-    address: str
-    token: str
-    mount: str
-
-
-@pytest.fixture(scope="session")
-def bao_server() -> Iterator[DevServer]:
-    server = start_dev_server(root_token=f"root-{secrets.token_hex(8)}")
-    try:
-        yield server
-    finally:
-        server.stop()
+# Seconds spent per part of the suite (tests/<part>/…, or "top" for tests/test_*.py),
+# setup and teardown included: CI prints them so a slow part shows itself.
+_PART_SECONDS: Counter[str] = Counter()
 
 
-@pytest.fixture
-def bao(bao_server: DevServer) -> Iterator[Bao]:
-    """A fresh KV v2 mount per test, so tests never see each other's secrets."""
-    import hvac
-
-    mount = f"kv-{uuid.uuid4().hex[:12]}"
-    client = hvac.Client(url=bao_server.address, token=bao_server.root_token)
-    client.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
-    try:
-        yield Bao(address=bao_server.address, token=bao_server.root_token, mount=mount)
-    finally:
-        client.sys.disable_secrets_engine(mount)
+def _part(nodeid: str) -> str:
+    pieces = nodeid.split("::", 1)[0].split("/")
+    return pieces[1] if len(pieces) > 2 else "top"
 
 
-@pytest.fixture
-def bao_env(bao: Bao, monkeypatch: pytest.MonkeyPatch) -> Bao:
-    """The standard VAULT_* variables pointing at the test OpenBao."""
-    monkeypatch.setenv("VAULT_ADDR", bao.address)
-    monkeypatch.setenv("VAULT_TOKEN", bao.token)
-    monkeypatch.delenv("VAULT_NAMESPACE", raising=False)
-    return bao
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _PART_SECONDS[_part(report.nodeid)] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _PART_SECONDS:
+        parts = ", ".join(f"{name}: {s:.0f} s" for name, s in _PART_SECONDS.most_common())
+        terminalreporter.write_line(f"time by part: {parts}")
+    path = _figures.write(terminalreporter.config)
+    if path is not None:
+        terminalreporter.write_sep("-", f"figures (also in {path})")
+        for section, values in sorted(_figures.FIGURES.items()):
+            terminalreporter.write_line(f"{section}: {values}")

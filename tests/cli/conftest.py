@@ -1,5 +1,6 @@
-"""The CLI tests reuse the end-to-end harness: simulator + OpenBao + the CLI in-process."""
+"""The CLI tests use the one ``world`` fixture of tests/support/world.py: simulator +
+OpenBao + the CLI in-process."""
 
-from tests.e2e.conftest import World, world
+from tests.support.world import World
 
-__all__ = ["World", "world"]
+__all__ = ["World"]

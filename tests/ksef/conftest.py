@@ -1,4 +1,5 @@
-"""A real simulator over HTTP, a contract checker on every request, and a leak detector."""
+"""The one ``sim`` fixture (tests/support/sim.py) with roomy limits, a contract checker on
+every request, and a leak detector."""
 
 from __future__ import annotations
 
@@ -9,35 +10,31 @@ from typing import Any
 import httpx
 import pytest
 
-from ksefctl.ksef import ClientSettings, KsefClient, RetryPolicy
+from ksefctl.ksef import ClientSettings, KsefClient
 from ksefctl.secret import Secret
 from ksefctl.sim.config import SimConfig
-from ksefctl.sim.server import RunningSimulator, start_in_thread
+from ksefctl.sim.server import RunningSimulator
 from tests.contract import ContractChecker
+from tests.support.limits import FAST_RETRY, ROOMY
+from tests.support.sim import SimHandle
+
+__all__ = ["FAST_RETRY", "ROOMY"]
 
 NIP = "5265877635"
 OTHER_NIP = "7762811692"
 ADMIN_PERMISSIONS = ["CredentialsManage", "CredentialsRead", "InvoiceRead", "InvoiceWrite"]
-# Generous limits for tests that are not about rate limits; the rate-limit test sets its own.
-ROOMY = (1000, 100000, 1000000)
-# Fast retries so failure paths do not slow the suite.
-FAST_RETRY = RetryPolicy(max_attempts=3, max_rate_limited=3, base_delay_s=0.01, max_delay_s=0.05)
 
 
 @pytest.fixture
-def sim() -> Iterator[RunningSimulator]:
-    config = SimConfig.from_mapping(
+def sim_config() -> SimConfig:
+    # Generous limits for tests that are not about rate limits; the rate-limit test sets its own.
+    return SimConfig.from_mapping(
         {
             "seed": 7,
             "rate_limits": {"other": list(ROOMY)},
             "faults": {"activation_delay_s": 0.05, "revocation_delay_s": 0.05},
         }
     )
-    running = start_in_thread(config)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -60,7 +57,7 @@ def secrets_seen(caplog: pytest.LogCaptureFixture) -> Iterator[list[Secret]]:
 
 @pytest.fixture
 async def client(
-    sim: RunningSimulator, contract: ContractChecker, secrets_seen: list[Secret]
+    sim: SimHandle, contract: ContractChecker, secrets_seen: list[Secret]
 ) -> AsyncIterator[KsefClient]:
     async with KsefClient(
         sim.base_url,
@@ -71,7 +68,9 @@ async def client(
         yield ksef
 
 
-def admin(sim: RunningSimulator, path: str, body: Any = None, method: str = "POST") -> Any:
+def admin(
+    sim: SimHandle | RunningSimulator, path: str, body: Any = None, method: str = "POST"
+) -> Any:
     """The simulator's own control API (outside the KSeF contract)."""
     response = httpx.request(method, f"{sim.admin_url}{path}", json=body, timeout=10)
     assert response.status_code < 300, response.text
@@ -79,7 +78,7 @@ def admin(sim: RunningSimulator, path: str, body: Any = None, method: str = "POS
 
 
 def mint(
-    sim: RunningSimulator,
+    sim: SimHandle,
     nip: str = NIP,
     permissions: list[str] | None = None,
     description: str = "minted for a test",
@@ -97,5 +96,5 @@ def mint(
     return made["referenceNumber"], Secret(made["token"])
 
 
-def set_faults(sim: RunningSimulator, **faults: Any) -> None:
+def set_faults(sim: SimHandle, **faults: Any) -> None:
     admin(sim, "/faults", faults, method="PUT")

@@ -20,9 +20,9 @@ from ksefctl.ksef.errors import (
 from ksefctl.ksef.session import Session
 from ksefctl.ksef.xades import load_identity
 from ksefctl.secret import Secret
-from ksefctl.sim.server import RunningSimulator
 from ksefctl.testcert import make_seal_certificate
 from tests.ksef.conftest import NIP, mint, set_faults
+from tests.support.sim import SimHandle
 
 SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
 
@@ -35,7 +35,7 @@ async def seal_login(client: KsefClient, nip: str = NIP) -> Session:
 
 @pytest.mark.parametrize("algorithm", ["ec-p256", "rsa-2048"])
 async def test_enrol_retrieve_log_in_with_it_and_revoke(
-    client: KsefClient, sim: RunningSimulator, algorithm: KeyAlgorithm, secrets_seen: list[Secret]
+    client: KsefClient, sim: SimHandle, algorithm: KeyAlgorithm, secrets_seen: list[Secret]
 ) -> None:
     set_faults(sim, enrollment_delay_s=0.05, revocation_delay_s=0.05)
     async with await seal_login(client) as seal:
@@ -74,7 +74,7 @@ async def test_enrol_retrieve_log_in_with_it_and_revoke(
 
 
 async def test_query_pages_through_everything_with_filters(
-    client: KsefClient, sim: RunningSimulator
+    client: KsefClient, sim: SimHandle
 ) -> None:
     set_faults(sim, enrollment_delay_s=0)
     async with await seal_login(client) as seal:
@@ -93,7 +93,7 @@ async def test_query_pages_through_everything_with_filters(
         assert await seal.certificates.query(name="bulk 1", status="Revoked") == []
 
 
-async def test_refusals_map_into_the_error_tree(client: KsefClient, sim: RunningSimulator) -> None:
+async def test_refusals_map_into_the_error_tree(client: KsefClient, sim: SimHandle) -> None:
     async with await seal_login(client) as seal:
         certificates = seal.certificates
         data = await certificates.enrollment_data()
@@ -124,7 +124,7 @@ async def test_refusals_map_into_the_error_tree(client: KsefClient, sim: Running
             await certificates.wait_for_enrollment(slow, deadline_s=0.3, first_poll_s=0.05)
 
 
-async def test_a_full_quota_is_its_own_error(client: KsefClient, sim: RunningSimulator) -> None:
+async def test_a_full_quota_is_its_own_error(client: KsefClient, sim: SimHandle) -> None:
     from tests.ksef.conftest import admin
 
     admin(sim, "/faults", {"enrollment_delay_s": 0}, method="PUT")
@@ -159,9 +159,7 @@ async def test_a_full_quota_is_its_own_error(client: KsefClient, sim: RunningSim
         assert full.value.codes == [25007] and "25007" in str(full.value)
 
 
-async def test_token_sessions_cannot_enrol_or_revoke(
-    client: KsefClient, sim: RunningSimulator
-) -> None:
+async def test_token_sessions_cannot_enrol_or_revoke(client: KsefClient, sim: SimHandle) -> None:
     _, token = mint(sim)
     async with await client.login_with_token("Nip", NIP, token) as session:
         with pytest.raises(ValidationFailed) as refused:

@@ -26,9 +26,9 @@ from ksefctl.ksef.session import Session
 from ksefctl.ksef.transport import Transport
 from ksefctl.manifest.model import ContextId
 from ksefctl.secret import Secret
-from ksefctl.sim.server import RunningSimulator
 from tests.contract import ContractChecker
 from tests.ksef.conftest import FAST_RETRY, NIP, mint, set_faults
+from tests.support.sim import SimHandle
 
 
 def assert_no_secret(error: BaseException, *secrets: Secret) -> None:
@@ -40,7 +40,7 @@ def assert_no_secret(error: BaseException, *secrets: Secret) -> None:
 
 @pytest.mark.parametrize("problem_details", [True, False])
 async def test_invalid_input_is_validation_failed_in_both_error_formats(
-    sim: RunningSimulator,
+    sim: SimHandle,
     contract: ContractChecker,
     secrets_seen: list[Secret],
     problem_details: bool,
@@ -64,7 +64,7 @@ async def test_invalid_input_is_validation_failed_in_both_error_formats(
 
 
 async def test_missing_permissions_are_permission_denied(
-    sim: RunningSimulator, client: KsefClient, secrets_seen: list[Secret]
+    sim: SimHandle, client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
     other_reference, other = mint(sim, description="someone else's")
     _, reader = mint(sim, permissions=["InvoiceRead"], description="a reader")
@@ -81,7 +81,7 @@ async def test_missing_permissions_are_permission_denied(
 
 
 async def test_unknown_authentication_operation_is_not_found(
-    sim: RunningSimulator, client: KsefClient, secrets_seen: list[Secret]
+    sim: SimHandle, client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
     _, token = mint(sim)
     secrets_seen.append(token)
@@ -105,7 +105,7 @@ async def test_unknown_authentication_operation_is_not_found(
 
 
 async def test_a_429_storm_is_retried_then_reported(
-    sim: RunningSimulator, contract: ContractChecker
+    sim: SimHandle, contract: ContractChecker
 ) -> None:
     set_faults(sim, storm_rate=1.0, storm_retry_after=1)
     retry = RetryPolicy(max_attempts=2, max_rate_limited=1, base_delay_s=0.01)
@@ -119,7 +119,7 @@ async def test_a_429_storm_is_retried_then_reported(
 
 
 async def test_server_errors_and_dropped_connections_after_retries(
-    sim: RunningSimulator, contract: ContractChecker
+    sim: SimHandle, contract: ContractChecker
 ) -> None:
     hooks = contract.async_hooks()
     hooks.pop("response")  # injected 500s are, by definition, outside the contract
@@ -144,7 +144,7 @@ async def test_connection_refused_is_a_transport_error_that_never_reached_ksef()
 
 
 async def test_a_lost_answer_to_post_tokens_reports_the_orphan(
-    sim: RunningSimulator, client: KsefClient, secrets_seen: list[Secret]
+    sim: SimHandle, client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
     _, token = mint(sim)
     secrets_seen.append(token)

@@ -22,9 +22,10 @@ from ksefctl.ksef import ClientSettings, KsefClient, ValidationFailed
 from ksefctl.ksef.keys import TOKEN_ENCRYPTION, parse_public_keys, select_key
 from ksefctl.secret import Secret
 from ksefctl.sim.config import ConfigError, SimConfig
-from ksefctl.sim.server import RunningSimulator, start_in_thread
+from ksefctl.sim.server import start_in_thread
 from tests.contract import ContractChecker
 from tests.ksef.conftest import NIP, OTHER_NIP, admin, mint
+from tests.support.sim import SimHandle
 
 KEYS_PATH = "/security/public-key-certificates"
 KEYS_ROUTE = f"GET /v2{KEYS_PATH}"
@@ -32,7 +33,7 @@ LOGIN_ROUTE = "POST /v2/auth/ksef-token"
 
 
 @pytest.fixture
-async def api(sim: RunningSimulator, contract: ContractChecker) -> AsyncIterator[httpx.AsyncClient]:
+async def api(sim: SimHandle, contract: ContractChecker) -> AsyncIterator[httpx.AsyncClient]:
     """Plain /v2 calls, every one checked against the contract."""
     async with httpx.AsyncClient(
         base_url=sim.base_url, event_hooks=contract.async_hooks(), timeout=10
@@ -46,11 +47,11 @@ async def token_keys(api: httpx.AsyncClient) -> list[dict[str, Any]]:
     return [k for k in response.json() if TOKEN_ENCRYPTION in k["usage"]]
 
 
-def rotate(sim: RunningSimulator, **step: Any) -> dict[str, Any]:
+def rotate(sim: SimHandle, **step: Any) -> dict[str, Any]:
     return admin(sim, "/public-keys", step)  # type: ignore[no-any-return]
 
 
-def requests(sim: RunningSimulator, route: str) -> int:
+def requests(sim: SimHandle, route: str) -> int:
     return int(admin(sim, "/stats", method="GET")["requests"].get(route, 0))
 
 
@@ -66,7 +67,7 @@ def noting_key_ids(contract: ContractChecker, seen: list[str]) -> ClientSettings
 
 
 async def test_planned_rotation_lists_both_keys_and_both_are_accepted(
-    sim: RunningSimulator, api: httpx.AsyncClient
+    sim: SimHandle, api: httpx.AsyncClient
 ) -> None:
     (old,) = await token_keys(api)
     created = rotate(sim, action="publish")["created"]
@@ -79,7 +80,7 @@ async def test_planned_rotation_lists_both_keys_and_both_are_accepted(
 
 
 async def test_recertification_keeps_the_key_id_and_changes_the_certificate(
-    sim: RunningSimulator, api: httpx.AsyncClient
+    sim: SimHandle, api: httpx.AsyncClient
 ) -> None:
     (old,) = await token_keys(api)
     valid_to = datetime.now(UTC).replace(microsecond=0) + timedelta(days=800)
@@ -93,7 +94,7 @@ async def test_recertification_keeps_the_key_id_and_changes_the_certificate(
 
 
 async def test_a_retired_key_is_refused_with_21470_and_a_new_one_published(
-    sim: RunningSimulator, api: httpx.AsyncClient, secrets_seen: list[Secret]
+    sim: SimHandle, api: httpx.AsyncClient, secrets_seen: list[Secret]
 ) -> None:
     _, token = mint(sim)
     secrets_seen.append(token)
@@ -114,7 +115,7 @@ async def test_a_retired_key_is_refused_with_21470_and_a_new_one_published(
 
 
 async def test_a_key_published_ahead_of_its_validity_is_listed_but_not_yet_accepted(
-    sim: RunningSimulator, api: httpx.AsyncClient
+    sim: SimHandle, api: httpx.AsyncClient
 ) -> None:
     later = datetime.now(UTC) + timedelta(days=30)
     ahead = rotate(sim, action="publish", validFrom=later.isoformat())["created"]
@@ -142,7 +143,7 @@ async def test_a_key_published_ahead_of_its_validity_is_listed_but_not_yet_accep
     ],
 )
 def test_bad_rotation_steps_are_one_clear_error(
-    sim: RunningSimulator, step: dict[str, Any], status: int
+    sim: SimHandle, step: dict[str, Any], status: int
 ) -> None:
     response = httpx.post(f"{sim.admin_url}/public-keys", json=step, timeout=10)
     assert response.status_code == status
@@ -167,7 +168,7 @@ def test_config_rotation_steps_run_at_start() -> None:
 
 
 async def test_the_client_logs_in_with_the_newest_key_during_a_planned_rotation(
-    sim: RunningSimulator, contract: ContractChecker, secrets_seen: list[Secret]
+    sim: SimHandle, contract: ContractChecker, secrets_seen: list[Secret]
 ) -> None:
     _, token = mint(sim)
     secrets_seen.append(token)
@@ -182,7 +183,7 @@ async def test_the_client_logs_in_with_the_newest_key_during_a_planned_rotation(
 
 
 async def test_a_key_retired_mid_run_costs_each_login_one_retry_and_the_run_one_refetch(
-    sim: RunningSimulator, contract: ContractChecker, secrets_seen: list[Secret]
+    sim: SimHandle, contract: ContractChecker, secrets_seen: list[Secret]
 ) -> None:
     tokens = {nip: mint(sim, nip)[1] for nip in (NIP, OTHER_NIP)}
     secrets_seen.extend(tokens.values())
@@ -201,7 +202,7 @@ async def test_a_key_retired_mid_run_costs_each_login_one_retry_and_the_run_one_
 
 
 async def test_a_refused_key_that_stays_listed_is_not_retried_forever(
-    sim: RunningSimulator, contract: ContractChecker, secrets_seen: list[Secret]
+    sim: SimHandle, contract: ContractChecker, secrets_seen: list[Secret]
 ) -> None:
     _, token = mint(sim)
     secrets_seen.append(token)

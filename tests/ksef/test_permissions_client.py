@@ -8,15 +8,15 @@ from ksefctl.ksef import KsefClient
 from ksefctl.ksef.errors import PermissionDenied, PermissionOperationFailed
 from ksefctl.ksef.permissions import Identifier, PersonName
 from ksefctl.secret import Secret
-from ksefctl.sim.server import RunningSimulator
 from tests.ksef.conftest import NIP, OTHER_NIP, admin, mint
+from tests.support.sim import SimHandle
 
 PESEL = "15062788702"
 NAME = PersonName("Anna", "Testowa")
 
 
 async def test_grant_list_revoke_people_entities_and_authorizations(
-    sim: RunningSimulator, client: KsefClient, secrets_seen: list[Secret]
+    sim: SimHandle, client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
     _, token = mint(sim)
     secrets_seen.append(token)
@@ -60,7 +60,7 @@ async def test_grant_list_revoke_people_entities_and_authorizations(
         assert await permissions.roles() == []
 
 
-async def test_refusals_carry_ksef_codes(sim: RunningSimulator, client: KsefClient) -> None:
+async def test_refusals_carry_ksef_codes(sim: SimHandle, client: KsefClient) -> None:
     _, token = mint(sim)
     async with await client.login_with_token("Nip", NIP, token) as session:
         permissions = session.permissions
@@ -82,7 +82,7 @@ async def test_refusals_carry_ksef_codes(sim: RunningSimulator, client: KsefClie
         assert denied.value.reason_code == "missing-permissions"
 
 
-async def test_personal_and_received_views(sim: RunningSimulator, client: KsefClient) -> None:
+async def test_personal_and_received_views(sim: SimHandle, client: KsefClient) -> None:
     _, token = mint(sim)
     async with await client.login_with_token("Nip", NIP, token) as session:
         reference = await session.permissions.grant_entities(

@@ -11,15 +11,15 @@ import time
 
 from ksefctl.ksef import ClientSettings, KsefClient, WindowLimits, minimum_duration
 from ksefctl.secret import Secret
-from ksefctl.sim.server import RunningSimulator
 from tests.contract import ContractChecker
 from tests.ksef.conftest import NIP, admin, mint
+from tests.support.sim import SimHandle
 
 SMALL = WindowLimits(per_second=4, per_minute=60, per_hour=1000)
 
 
 async def test_forty_token_operations_are_paced_per_endpoint_without_a_single_429(
-    sim: RunningSimulator, contract: ContractChecker, secrets_seen: list[Secret]
+    sim: SimHandle, contract: ContractChecker, secrets_seen: list[Secret]
 ) -> None:
     _, token = mint(sim)
     secrets_seen.append(token)
@@ -50,7 +50,7 @@ async def test_forty_token_operations_are_paced_per_endpoint_without_a_single_42
 
 
 async def test_a_429_caused_by_another_machine_is_waited_out(
-    sim: RunningSimulator, contract: ContractChecker, secrets_seen: list[Secret]
+    sim: SimHandle, contract: ContractChecker, secrets_seen: list[Secret]
 ) -> None:
     _, token = mint(sim)
     secrets_seen.append(token)

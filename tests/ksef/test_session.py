@@ -19,16 +19,16 @@ from ksefctl.ksef import (
 )
 from ksefctl.ksef.limits import REFRESH
 from ksefctl.secret import Secret
-from ksefctl.sim.server import RunningSimulator
 from tests.ksef.conftest import NIP, OTHER_NIP, admin, mint
+from tests.support.sim import SimHandle
 
 
-def sim_stats(sim: RunningSimulator) -> dict[str, object]:
+def sim_stats(sim: SimHandle) -> dict[str, object]:
     return admin(sim, "/stats", method="GET")  # type: ignore[no-any-return]
 
 
 async def test_token_login_and_the_whole_token_lifecycle(
-    sim: RunningSimulator, client: KsefClient, secrets_seen: list[Secret]
+    sim: SimHandle, client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
     _, admin_token = mint(sim)
     secrets_seen.append(admin_token)
@@ -95,7 +95,7 @@ async def test_certificate_login_with_a_test_seal(
 
 
 async def test_failed_logins_carry_the_ksef_status(
-    sim: RunningSimulator, client: KsefClient, secrets_seen: list[Secret]
+    sim: SimHandle, client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
     pytest.importorskip("ksefctl.ksef.xades")
     from ksefctl.ksef.xades import load_identity
@@ -120,7 +120,7 @@ async def test_failed_logins_carry_the_ksef_status(
 
 
 async def test_access_token_is_refreshed_before_it_expires(
-    sim: RunningSimulator, client: KsefClient, secrets_seen: list[Secret]
+    sim: SimHandle, client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
     sim.simulator.config.access_token_ttl_s = 3.0
     _, token = mint(sim)
@@ -141,7 +141,7 @@ async def test_access_token_is_refreshed_before_it_expires(
 
 
 async def test_an_access_token_refused_early_is_refreshed_once_and_the_call_repeated(
-    sim: RunningSimulator, client: KsefClient, secrets_seen: list[Secret]
+    sim: SimHandle, client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
     _, token = mint(sim)
     secrets_seen.append(token)
@@ -161,7 +161,7 @@ async def test_an_access_token_refused_early_is_refreshed_once_and_the_call_repe
 
 
 async def test_listing_follows_continuation_tokens_over_every_page(
-    sim: RunningSimulator, client: KsefClient, secrets_seen: list[Secret]
+    sim: SimHandle, client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
     async with httpx.AsyncClient(base_url=sim.admin_url, timeout=30) as admin_api:
 
@@ -200,7 +200,7 @@ async def test_plain_http_to_a_remote_host_is_refused() -> None:
         KsefClient("http://api-test.ksef.mf.gov.pl/v2")
 
 
-async def test_redirects_are_not_followed(sim: RunningSimulator) -> None:
+async def test_redirects_are_not_followed(sim: SimHandle) -> None:
     # The simulator never redirects; a gateway in front of KSeF might, and the
     # Authorization header must not follow it anywhere.
     transport = httpx.MockTransport(

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from ksefctl.ksef import ClientSettings, KsefClient
 from ksefctl.ksef.warnings import MAX_DISTINCT, MAX_LENGTH, SystemWarnings, parse
 from ksefctl.secret import Secret
-from ksefctl.sim.server import RunningSimulator
 from tests.contract import ContractChecker
 from tests.ksef.conftest import NIP, mint, set_faults
+from tests.support.sim import SimHandle
 
 
 def test_documented_format_and_free_text() -> None:
@@ -52,7 +52,7 @@ def test_hostile_headers_stay_printable_short_and_few(headers: list[str]) -> Non
 
 
 async def test_warnings_the_simulator_sends_are_collected_by_the_client(
-    sim: RunningSimulator, contract: ContractChecker, secrets_seen: list[Secret]
+    sim: SimHandle, contract: ContractChecker, secrets_seen: list[Secret]
 ) -> None:
     _, token = mint(sim)
     secrets_seen.append(token)
