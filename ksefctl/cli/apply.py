@@ -209,6 +209,8 @@ def print_report(report: ApplyReport, observe_failures: Sequence[Failure] = ()) 
     )
     if done[Action.ADOPT]:
         summary += f", {done[Action.ADOPT]} adopted"
+    if done[Action.MOVE]:
+        summary += f", {done[Action.MOVE]} moved"
     for kind, count in sorted(kinds.items()):
         summary += f", {count} {kind} change{'s' if count != 1 else ''}"
     summary += f", {failed} failed." if failed else "."

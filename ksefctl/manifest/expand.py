@@ -56,6 +56,7 @@ class _Settings:
     vault_mount: str
     vault_path_template: str
     vault_auth: VaultAuthSpec | None
+    vault_moved_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,23 @@ class Expander:
                 )
         for text in problems:
             self.issue(document, ("spec", "vault", "path"), text)
+        moved: list[str] = []
+        for index, earlier in enumerate(vault.get("movedFrom", [])):
+            found = template_problems(earlier, TOKEN_PLACEHOLDERS)
+            if not found and ("token" not in placeholders(earlier) or earlier == template):
+                found = ["must contain {token} and differ from spec.vault.path"]
+            for text in found:
+                self.issue(document, ("spec", "vault", "movedFrom", index), text)
+            problems.extend(found)
+            moved.append(earlier)
         vault_auth = parse_vault_auth(vault["auth"]) if "auth" in vault else None
         settings = _Settings(
-            environment, base_url, vault.get("mount", DEFAULT_MOUNT), template, vault_auth
+            environment,
+            base_url,
+            vault.get("mount", DEFAULT_MOUNT),
+            template,
+            vault_auth,
+            tuple(moved),
         )
         return settings, not problems
 
@@ -481,6 +496,7 @@ class Expander:
                     location=owner.location,
                     vault_auth=settings.vault_auth,
                     auth_template=_auth_template(owner.first, settings),
+                    vault_moved_from=settings.vault_moved_from,
                 )
             )
         return Desired(tuple(policies))

@@ -213,6 +213,8 @@ class Policy:
     location: Location | None = field(default=None, compare=False)
     vault_auth: VaultAuthSpec | None = None  # spec.vault.auth; None: VAULT_TOKEN
     auth_template: AuthTemplate | None = None  # spec.auth; None when every context sets its own
+    # spec.vault.movedFrom: earlier path templates, whose secrets are moved to vault_path_template.
+    vault_moved_from: tuple[str, ...] = ()
 
     def auth_for(self, context: ContextId) -> AuthSpec | None:
         """How to log into ``context`` by ``spec.auth`` (also for contexts no longer declared)."""
@@ -226,16 +228,25 @@ class Policy:
             template.method, SecretRef(template.mount, path), template.subject_identifier_type
         )
 
-    def secret_for(self, context: ContextId, token: str) -> SecretRef:
-        """Where the secret of ``token`` in ``context`` lives (also for undeclared names)."""
-        path = self.vault_path_template.format(
+    def moved_from(self, context: ContextId, token: str) -> tuple[SecretRef, ...]:
+        """Where ``spec.vault.movedFrom`` says the secret of ``token`` may still be."""
+        return tuple(
+            SecretRef(self.vault_mount, self._render(template, context, token))
+            for template in self.vault_moved_from
+        )
+
+    def _render(self, template: str, context: ContextId, token: str) -> str:
+        return template.format(
             environment=self.environment,
             nip=context.nip,
             context=context.value,
             token=token,
             owner=self.owner,
         )
-        return SecretRef(self.vault_mount, path)
+
+    def secret_for(self, context: ContextId, token: str) -> SecretRef:
+        """Where the secret of ``token`` in ``context`` lives (also for undeclared names)."""
+        return SecretRef(self.vault_mount, self._render(self.vault_path_template, context, token))
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,30 @@ def refusal(change: Change, scope: Scope) -> str | None:
         return problem
     if change.action.creates_token:
         return _creation_problem(change, scope)
+    if change.action is Action.MOVE:
+        return _move_problem(change, scope)
     return _revocation_problem(change, scope)
+
+
+def _move_problem(change: Change, scope: Scope) -> str | None:
+    if scope.declared_token(change.token) is None:
+        return f"token {change.token!r} is not declared in {change.context}"
+    source = change.moved_from
+    if source is None or change.secret is None or change.reference_number is None:
+        return "a move names no source, target or token"
+    if source not in scope.policy.moved_from(change.context, change.token):
+        return f"{source} is not a spec.vault.movedFrom path of token {change.token!r}"
+    if source in scope.protected:
+        return f"{source} holds login material; no change may write or delete it"
+    if change.delete_secret or change.permissions or change.description:
+        return "a move changes nothing but where the secret is"
+    moved = scope.observed.moved.get(change.token)
+    if moved is None or moved.secret != source or moved.owner != scope.policy.owner:
+        return f"{source} does not hold a secret of owner {scope.policy.owner!r}"
+    token = scope.token(change.reference_number)
+    if token is None or not _managed_as(token, scope.policy.owner, change.token):
+        return _not_ours(change, scope)
+    return None
 
 
 def _secret_problem(change: Change, scope: Scope) -> str | None:

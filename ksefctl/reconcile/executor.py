@@ -108,10 +108,10 @@ class ContextExecutor:
         policy: a plan with one forged change is not trusted for the others.
         """
         self.admit(changes)
-        creating = [change for change in changes if change.action.creates_token]
+        creating = [c for c in changes if c.action.creates_token or c.action is Action.MOVE]
         waiting = [note for note in notes if note.kind is NoteKind.WAITING]
         created, waited = await asyncio.gather(
-            self._by_path(creating, self._create),
+            self._by_path(creating, self._create_or_move),
             asyncio.gather(*(self._wait_pending(note) for note in waiting)),
         )
         # Only after every successor is stored and Active: SPEC principle 4.
@@ -156,6 +156,22 @@ class ContextExecutor:
         except Exception as error:  # a bug: this change fails, the others go on
             log.debug("%s %s/%s", change.action.name, change.context, change.token, exc_info=True)
             return Outcome(change, False, f"{change.token}: {unexpected(error)}")
+
+    async def _create_or_move(self, change: Change) -> Outcome:
+        return await (self._move if change.action is Action.MOVE else self._create)(change)
+
+    async def _move(self, change: Change) -> Outcome:
+        if change.secret is None or change.moved_from is None or not change.reference_number:
+            raise Refused(f"{change.token}: a move names no source, target or token")
+        state = self.observed.secrets.get(change.token)
+        self.settings.ensure_lock()
+        await self.store.move_token(
+            change.moved_from,
+            change.secret,
+            reference_number=change.reference_number,
+            cas=state.version if state else 0,
+        )
+        return Outcome(change, True, f"{change.token}: secret moved to {change.secret}")
 
     async def _create(self, change: Change) -> Outcome:
         if change.secret is None:  # admission refuses it; keeps the type checker honest

@@ -60,6 +60,9 @@ class ObservedContext:
     context: ContextId
     tokens: tuple[ObservedToken, ...]  # every token KSeF shows, except Revoked
     secrets: Mapping[str, ObservedSecret]  # by token name: declared names and marker names
+    # By declared token name: its secret at a spec.vault.movedFrom path, read only when
+    # nothing was ever written at its path (the path changed).
+    moved: Mapping[str, ObservedSecret] = field(default_factory=dict)
     # What the other kinds (ksefctl.reconcile.kind) observed here, by kind name.
     kinds: Mapping[str, Any] = field(default_factory=dict)
 
@@ -76,6 +79,7 @@ class Action(enum.Enum):
     REPLACE = "~"
     REVOKE = "-"
     ADOPT = "!"
+    MOVE = ">"  # the secret moves to another path; the token stays
 
     @property
     def creates_token(self) -> bool:
@@ -108,6 +112,9 @@ class Change:
     # REVOKE for disuse: recorded as the secret's ``revokedPolicy`` so that the
     # token stays revoked until the user changes its definition.
     policy_digest: str = ""
+    # MOVE: the secret at ``moved_from`` (holding ``reference_number``) is written at
+    # ``secret``, then soft-deleted; the token is not touched.
+    moved_from: SecretRef | None = None
 
 
 class NoteKind(enum.Enum):

@@ -63,4 +63,31 @@ async def observe_context(
         *(store.read_token_state(policy.secret_for(context, name)) for name in ordered)
     )
     secrets = {name: to_observed_secret(state) for name, state in zip(ordered, states, strict=True)}
-    return ObservedContext(owner=policy.owner, context=context, tokens=tokens, secrets=secrets)
+    moved = await _moved(policy, context, set(declared), secrets, store)
+    return ObservedContext(
+        owner=policy.owner, context=context, tokens=tokens, secrets=secrets, moved=moved
+    )
+
+
+async def _moved(
+    policy: Policy,
+    context: ContextId,
+    declared: set[str],
+    secrets: dict[str, ObservedSecret],
+    store: VaultStore,
+) -> dict[str, ObservedSecret]:
+    """Secrets still at a ``spec.vault.movedFrom`` path, for names never written at their path.
+
+    Only then, so a no-op run after the move costs nothing more.
+    """
+    if not policy.vault_moved_from:
+        return {}
+    wanted = [n for n in sorted(declared) if n in secrets and secrets[n].version == 0]
+    found: dict[str, ObservedSecret] = {}
+    for name in wanted:
+        for ref in policy.moved_from(context, name):
+            state = to_observed_secret(await store.read_token_state(ref))
+            if state.exists and state.owner == policy.owner:
+                found[name] = state
+                break
+    return found

@@ -192,11 +192,16 @@ def _change(data: Any) -> Change:
         reference_number=_optional_str(data["reference_number"]),
         permissions=frozenset(permissions),
         description=_str(data["description"]),
-        secret=None if secret is None else SecretRef(_str(secret["mount"]), _str(secret["path"])),
+        secret=_secret(secret),
         delete_secret=_bool(data["delete_secret"]),
         keep_until=_time(data["keep_until"]),
         policy_digest=_str(data.get("policy_digest", "")),
+        moved_from=_secret(data.get("moved_from")),
     )
+
+
+def _secret(data: Any) -> SecretRef | None:
+    return None if data is None else SecretRef(_str(data["mount"]), _str(data["path"]))
 
 
 def _note(data: Any) -> Note:
@@ -246,6 +251,7 @@ CHANGE_FIELDS = (
     "delete_secret",
     "keep_until",
     "policy_digest",
+    "moved_from",
     "reason",
 )
 

@@ -51,6 +51,11 @@ it again.  Without ``revokedPolicy`` (an older executor) it stays revoked while
 ``revokeIfUnusedFor`` is set.  A secret with a current version is never
 dormant: whatever wrote it made the token live again.
 
+Moves: a declared token whose path was never written, but whose secret is at
+a ``spec.vault.movedFrom`` path of this owner, holding a live managed token of
+that name → MOVE ("path changed"): the value is written at the new path and
+the old one soft-deleted; no token changes.
+
 Adoption (``adopt``): a declared token with no managed token at all takes the
 oldest Active hand-made token (no marker) with exactly its permissions (or,
 when ``adopt_match`` maps its name, whose description contains that text) →
@@ -85,7 +90,13 @@ from ksefctl.reconcile.model import (
 )
 
 UNUSED = "unused"
-ACTION_ORDER = {Action.CREATE: 0, Action.ADOPT: 1, Action.REPLACE: 2, Action.REVOKE: 3}
+ACTION_ORDER = {
+    Action.MOVE: 0,
+    Action.CREATE: 1,
+    Action.ADOPT: 2,
+    Action.REPLACE: 3,
+    Action.REVOKE: 4,
+}
 NOTE_ORDER = {kind: index for index, kind in enumerate(NoteKind)}
 
 
@@ -147,12 +158,23 @@ def fingerprint(observed: Observed) -> str:
                 "adoptedFrom": s.adopted_from,
                 "rotationOf": s.rotation_of,
                 "rotationNoOverlap": s.rotation_no_overlap,
+                "owner": s.owner,
             }
             for name, s in sorted(seen.secrets.items())
         ]
-        contexts.append(
-            {"owner": owner, "context": str(context), "tokens": tokens, "secrets": secrets}
-        )
+        moved = [
+            {"name": name, "secret": str(s.secret), "referenceNumber": s.reference_number}
+            for name, s in sorted(seen.moved.items())
+        ]
+        entry: dict[str, object] = {
+            "owner": owner,
+            "context": str(context),
+            "tokens": tokens,
+            "secrets": secrets,
+        }
+        if moved:  # only then, so plans saved before moves existed keep their fingerprint
+            entry["moved"] = moved
+        contexts.append(entry)
     contexts.sort(key=lambda c: (str(c["owner"]), str(c["context"])))
     canonical = json.dumps(contexts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -332,6 +354,24 @@ class _Builder:
         seen: ObservedContext,
         forced: bool,
     ) -> None:
+        moved = seen.moved.get(token.name)
+        live = [t for t in mine if t.status in ("Active", "Pending")]
+        if moved is not None and any(t.reference_number == moved.reference_number for t in live):
+            # spec.vault.path changed: the token stays, its secret moves (the next run
+            # judges the token at its new path, as always).
+            self.changes.append(
+                Change(
+                    action=Action.MOVE,
+                    owner=token.owner,
+                    context=token.context,
+                    token=token.name,
+                    reason="path changed",
+                    reference_number=moved.reference_number,
+                    secret=token.secret,
+                    moved_from=moved.secret,
+                )
+            )
+            return
         if not mine:
             if not forced and _dormant(token, secret):
                 reference = secret.reference_number if secret else None

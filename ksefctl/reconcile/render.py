@@ -23,12 +23,14 @@ _VERBS = {
     Action.REPLACE: "replace",
     Action.REVOKE: "revoke ",
     Action.ADOPT: "adopt  ",
+    Action.MOVE: "move   ",
 }
 _COLOURS = {
     Action.CREATE: "\x1b[32m",  # green
     Action.REPLACE: "\x1b[33m",  # yellow
     Action.REVOKE: "\x1b[31m",  # red
     Action.ADOPT: "\x1b[35m",  # magenta
+    Action.MOVE: "\x1b[36m",  # cyan
 }
 _DIM = "\x1b[2m"
 _BOLD = "\x1b[1m"
@@ -218,6 +220,8 @@ def _counts(plan: Plan) -> str:
     )
     adopt = plan.count(Action.ADOPT)
     line = f"{line}, {adopt} to adopt" if adopt else line
+    moved = plan.count(Action.MOVE)
+    line = f"{line}, {moved} to move" if moved else line
     kinds: dict[str, int] = {}
     for change in plan.kind_changes:
         kinds[change.kind] = kinds.get(change.kind, 0) + 1
@@ -240,6 +244,7 @@ def render_json(plan: Plan, names: Names | None = None) -> dict[str, Any]:
             "replace": plan.count(Action.REPLACE),
             "revoke": plan.count(Action.REVOKE),
             "adopt": plan.count(Action.ADOPT),
+            "move": plan.count(Action.MOVE),
             "empty": plan.empty,
         },
         "changes": [_change_json(c) for c in plan.changes],
@@ -284,6 +289,8 @@ def _change_text(change: Change) -> str:
     permissions = f"[{', '.join(permission_list(change.permissions))}]"
     if change.action is Action.CREATE:
         return f"{change.token}  {permissions}"
+    if change.action is Action.MOVE:
+        return f"{change.token}  ({change.reason})  {change.moved_from} -> {change.secret}"
     if change.action is Action.ADOPT:
         kept = f"  kept until {_short(change.keep_until)}" if change.keep_until else ""
         return f"{change.token}  (hand-made {change.reference_number})  {permissions}{kept}"
@@ -343,6 +350,11 @@ def _change_json(change: Change) -> dict[str, Any]:
         "delete_secret": change.delete_secret,
         "keep_until": _time(change.keep_until),
         "policy_digest": change.policy_digest,
+        "moved_from": (
+            {"mount": change.moved_from.mount, "path": change.moved_from.path}
+            if change.moved_from
+            else None
+        ),
     }
 
 

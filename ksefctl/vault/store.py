@@ -336,6 +336,27 @@ class VaultStore:
         """Merge ``custom_metadata`` into the path's map (KV v2 itself would replace it)."""
         await self.client.merge_metadata(ref, custom_metadata)
 
+    async def move_token(
+        self, source: SecretRef, target: SecretRef, *, reference_number: str, cas: int
+    ) -> int:
+        """Write the token held at ``source`` at ``target`` (check-and-set ``cas``), then
+        soft-delete ``source``: the value moves, the token is not touched.
+
+        Refuses (:class:`CasConflict`) if ``source`` no longer holds ``reference_number``.
+        The target is written before the source is deleted, so a run stopped in between
+        leaves the token readable at both, never at neither.
+        """
+        old = await self.client.read(source, operation="move")
+        data = dict(old.data or {})
+        if not old.live or data.get("referenceNumber") != reference_number:
+            raise CasConflict(f"{source} no longer holds token {reference_number}; not moving it")
+        written = await self.client.write(target, data, cas=cas, operation="move")
+        carried = {k: v for k, v in old.custom_metadata.items() if k not in DELETION_KEYS}
+        carried["movedFrom"] = str(source)
+        await self.client.write_metadata(target, custom_metadata=carried, operation="move")
+        await self.soft_delete(source, reason=f"moved to {target}", expected_version=old.number)
+        return written.version
+
     async def soft_delete(
         self,
         ref: SecretRef,

@@ -131,6 +131,7 @@ def test_json_matches_the_published_schema() -> None:
         "replace": 2,
         "revoke": 1,
         "adopt": 1,
+        "move": 0,
         "empty": False,
     }
     assert document["created_at"] == "2026-06-01T10:00:00Z"
@@ -149,6 +150,7 @@ def test_json_matches_the_published_schema() -> None:
         "delete_secret": False,
         "keep_until": "2026-06-08T10:00:00Z",
         "policy_digest": "",
+        "moved_from": None,
     }
     validator.validate(render_json(Plan(())))
 
