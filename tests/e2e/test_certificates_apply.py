@@ -255,3 +255,32 @@ def test_certificates_ksefctl_did_not_make_are_reported_and_never_touched(world:
     assert f"certificate 'made by hand' {serial}" in planned.out and "never touched" in planned.out
     listed = {c["certificateSerialNumber"]: c["status"] for c in subject_certificates(world, NIP)}
     assert listed[serial] == "Active"
+
+
+def test_after_the_bootstrap_the_managed_certificate_renews_itself(world: World) -> None:
+    body = f"""\
+        contexts:
+          - nip: "{NIP}"
+            certificates:
+              - name: login
+        """
+    assert apply(world, certificate_manifest(world, body)).code == 0
+    first = cert_secret(world, NIP, "login")["data"]
+    # Every later run logs in with the managed certificate itself.
+    manifest = certificate_manifest(world, body)
+    manifest.write_text(
+        manifest.read_text().replace(
+            'vault: "ksef-admin/{nip}"', 'vault: "ksef-certs/{environment}/{nip}/login"'
+        )
+    )
+    assert world.ksefctl("plan", "-f", str(manifest), "--detailed-exitcode").code == 0
+    valid_to = datetime.fromisoformat(first["validTo"].replace("Z", "+00:00"))
+    moment = valid_to - timedelta(days=10)
+    world.sim.advance_clock((moment - sim_now(world)).total_seconds())
+    renewed = apply(world, manifest, "--now", moment.isoformat())
+    assert renewed.code == 0, renewed
+    assert f"revoked {first['serialNumber']} (Superseded)" in renewed.out
+    second = cert_secret(world, NIP, "login")["data"]
+    assert second["serialNumber"] != first["serialNumber"]
+    again = world.ksefctl("plan", "-f", str(manifest), "--now", moment.isoformat())
+    assert again.code == 0 and "No changes" in again.out, again
