@@ -201,7 +201,7 @@ def test_foreign_certificates_are_notes_only() -> None:
     )
     changes, notes = plan((), certificates, {})
     assert changes == []
-    assert len(notes) == 2 and "not ksefctl" in notes[0] and "owner other" in notes[1]
+    assert len(notes) == 2 and "not made by ksefctl" in notes[0] and "owner other" in notes[1]
 
 
 def test_a_secret_another_owner_wrote_is_never_overwritten() -> None:

@@ -258,10 +258,10 @@ class _Planner:
                 continue
             if marker is not None and marker.owner == self.owner:
                 continue  # ours: here, or another context's (the same subject logs in there)
-            made = f"owner {marker.owner}" if marker else "not ksefctl"
+            made = f"made by owner {marker.owner}" if marker else "not made by ksefctl"
             self.note(
                 certificate.name,
                 f"certificate {certificate.name!r} {certificate.serial_number} "
-                f"({certificate.type}, valid to {certificate.valid_to:%Y-%m-%d}) made by "
-                f"{made}: not managed here, never touched",
+                f"({certificate.type}, valid to {certificate.valid_to:%Y-%m-%d}) {made}: "
+                "not managed here, never touched",
             )
