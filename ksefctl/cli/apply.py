@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from ksefctl.manifest.model import Desired
 from ksefctl.reconcile.engine import ApplyReport, Failure
 from ksefctl.reconcile.model import Action, KindChange, Plan, PlanOptions
 from ksefctl.reconcile.planfile import SavedPlan, first_difference, load_plan
-from ksefctl.reconcile.render import render_text
+from ksefctl.reconcile.render import FORMAT_VERSION, Names, render_json, render_text
 
 
 class StalePlan(KsefctlError):
@@ -35,6 +36,12 @@ def register(sub: Any) -> None:
     _common.add_selector_options(parser)
     _common.add_run_options(parser)
     _common.add_approve_option(parser)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (apply.v1: the plan, each change's outcome, failures, "
+        "warnings) instead of text; needs --auto-approve or a saved plan",
+    )
     parser.add_argument(
         "--prune", action="store_true", help="also clean contexts that left the manifest"
     )
@@ -95,6 +102,9 @@ async def _run(args: argparse.Namespace) -> int:
             adopt_match=adopt_match(args, desired),
             allow_lockout=args.allow_lockout,
         )
+    if args.json and saved is None and not args.auto_approve:
+        raise UsageError("apply --json needs --auto-approve or a saved plan: JSON has no prompt")
+    report = ApplyReport()
     async with observe_and_plan(
         args, options, lock=True, desired=desired, prune=scope, plan_time=plan_time
     ) as outcome:
@@ -103,16 +113,17 @@ async def _run(args: argparse.Namespace) -> int:
             _check_claim(args.plan_file, saved, outcome.plan, outcome.failures)
         if options.prune and not args.allow_mass_prune:
             _refuse_mass_prune(plan, desired)
-        sys.stdout.write(
-            render_text(
-                plan,
-                color=_common.use_color(args),
-                failed=_common.failed_contexts(outcome.failures),
-                names=_common.context_names(desired),
+        if not args.json:
+            sys.stdout.write(
+                render_text(
+                    plan,
+                    color=_common.use_color(args),
+                    failed=_common.failed_contexts(outcome.failures),
+                    names=_common.context_names(desired),
+                )
             )
-        )
         print_failures(outcome.failures)
-        if plan.empty:
+        if plan.empty and not args.json:
             return 1 if outcome.failures else 0
         if saved is None and not args.auto_approve and not confirm():
             print("Apply cancelled.", file=sys.stderr)
@@ -120,10 +131,60 @@ async def _run(args: argparse.Namespace) -> int:
         with context_progress("Applying", len(plan.contexts)) as p:
             outcome.engine.settings.on_context_done = p
             # The fresh plan, never the file's: the file only claims what may be done.
-            report = await outcome.engine.apply(plan)
+            if not plan.empty:
+                report = await outcome.engine.apply(plan)
         # Before the locks are released: a lock lost meanwhile is reported after what was done.
-        print_report(report, outcome.failures)
+        if args.json:
+            print_failures(report.failures)
+        else:
+            print_report(report, outcome.failures)
+    if args.json:
+        document = apply_json(plan, report, outcome.failures, _common.context_names(desired))
+        document["warnings"] = outcome.warnings
+        json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
     return 0 if report.ok and not outcome.failures else 1
+
+
+def apply_json(
+    plan: Plan, report: ApplyReport, observe_failures: Sequence[Failure], names: Names
+) -> dict[str, Any]:
+    """``apply --json`` (schemas/apply.v1.json): what was planned and what became of it."""
+    outcomes = []
+    counts: Counter[str] = Counter()
+    for (owner, context), items in sorted(report.outcomes.items(), key=lambda kv: kv[0]):
+        for item in items:
+            change = item.change
+            if isinstance(change, KindChange):
+                kind, action, name = change.kind, change.action.name.lower(), change.name
+            elif change is not None:
+                kind, action, name = "token", change.action.name.lower(), change.token
+            else:  # a Pending token waited for
+                kind, action, name = "token", "wait", ""
+            counts["ok" if item.ok else "failed"] += 1
+            outcomes.append(
+                {
+                    "owner": owner,
+                    "context": str(context),
+                    "kind": kind,
+                    "action": action,
+                    "name": name,
+                    "ok": item.ok,
+                    "message": item.message,
+                }
+            )
+    failures = [*observe_failures, *report.failures]
+    return {
+        "format_version": FORMAT_VERSION,
+        "plan": render_json(plan, names),
+        "outcomes": outcomes,
+        "failures": _common.failures_json(failures),
+        "summary": {
+            "done": counts["ok"],
+            "failed": counts["failed"] + _common.failed_contexts(failures),
+            "ok": report.ok and not failures,
+        },
+    }
 
 
 # --prune may clean at most this share of an owner's contexts without --allow-mass-prune:
