@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import NIPS, World
-from tests.e2e.test_revoke import _metadata, _statuses
+from tests.support.world import NIPS, World
+from tests.support.world import metadata as _metadata
+from tests.support.world import statuses as _statuses
 
 NIP = NIPS[0]
 GOING = ("Revoking", "Revoked")
@@ -23,9 +24,8 @@ contexts:
 """
 
 
-@pytest.fixture(autouse=True)
-def _roomy_limits(world: World) -> None:
-    world.sim.set_limits(enabled=False)  # pacing is tested in test_revoke.py
+# Pacing is tested in test_revoke.py.
+pytestmark = pytest.mark.usefixtures("roomy_limits")
 
 
 def _words(text: str) -> str:

@@ -464,9 +464,7 @@ def test_no_op_plan_makes_at_most_six_requests_per_context(world: World) -> None
     assert not any("rate-limits" in endpoint for endpoint in requests_sent), requests_sent
 
 
-@pytest.fixture(autouse=True)
-def _no_server_side_limits(world: World) -> None:
-    # Stories run several applies within a minute in one context; the client
-    # paces itself per run, and KSeF's per-minute window across runs is not
-    # what these stories are about.
-    world.sim.set_limits(enabled=False)
+# Stories run several applies within a minute in one context; the client
+# paces itself per run, and KSeF's per-minute window across runs is not
+# what these stories are about.
+pytestmark = pytest.mark.usefixtures("roomy_limits")

@@ -29,9 +29,7 @@ contexts:
 LATER = datetime.now(UTC) + timedelta(days=84)
 
 
-@pytest.fixture(autouse=True)
-def _no_server_side_limits(world: World) -> None:
-    world.sim.set_limits(enabled=False)
+pytestmark = pytest.mark.usefixtures("roomy_limits")
 
 
 def use_it_now(world: World, token: str) -> None:

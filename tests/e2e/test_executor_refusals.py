@@ -22,8 +22,7 @@ from ksefctl.manifest.model import ContextId, Marker, SecretRef
 from ksefctl.reconcile.engine import ApplyReport, Engine, RunSettings
 from ksefctl.reconcile.model import Action, Change, Plan
 from ksefctl.vault import VaultStore
-from tests.e2e.conftest import NIPS, World
-from tests.e2e.test_saved_plan_claims import settled
+from tests.support.world import NIPS, World, settled
 
 NIP, NIP2, NIP3 = NIPS
 MANIFEST = f"""\
@@ -42,9 +41,7 @@ contexts:
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_server_side_limits(world: World) -> None:
-    world.sim.set_limits(enabled=False)
+pytestmark = pytest.mark.usefixtures("roomy_limits")
 
 
 async def apply_forged(manifest: Path, changes: list[Change]) -> ApplyReport:

@@ -31,9 +31,7 @@ ANNA = f"""person: {{pesel: "{PESEL}", firstName: Anna, lastName: Kowalska}}"""
 BIURO = f"""entity: {{nip: "{OFFICE}", name: "Biuro Rachunkowe Sp. z o.o."}}"""
 
 
-@pytest.fixture(autouse=True)
-def _no_server_side_limits(world: World) -> None:
-    world.sim.set_limits(enabled=False)
+pytestmark = pytest.mark.usefixtures("roomy_limits")
 
 
 def held(world: World, nip: str) -> list[tuple[str, str, str, bool, str]]:

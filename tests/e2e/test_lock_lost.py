@@ -32,9 +32,7 @@ contexts:
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_server_side_limits(world: World) -> None:
-    world.sim.set_limits(enabled=False)
+pytestmark = pytest.mark.usefixtures("roomy_limits")
 
 
 def test_no_write_after_the_lock_is_lost(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

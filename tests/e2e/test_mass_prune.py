@@ -18,9 +18,7 @@ ALL = "contexts:\n" + "".join(
 )
 
 
-@pytest.fixture(autouse=True)
-def _no_server_side_limits(world: World) -> None:
-    world.sim.set_limits(enabled=False)
+pytestmark = pytest.mark.usefixtures("roomy_limits")
 
 
 def live(world: World) -> int:

@@ -26,9 +26,7 @@ contexts:
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_server_side_limits(world: World) -> None:
-    world.sim.set_limits(enabled=False)
+pytestmark = pytest.mark.usefixtures("roomy_limits")
 
 
 def test_status_is_pending_until_the_token_is_active(

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.conftest import NIPS, World
-from tests.e2e.test_revoke import _log_in_as_stranger, _statuses
+from tests.support.world import NIPS, World
+from tests.support.world import log_in_as_stranger as _log_in_as_stranger
+from tests.support.world import statuses as _statuses
 
 NIP = NIPS[0]
 GOING = ("Revoking", "Revoked")  # KSeF revokes asynchronously
@@ -23,9 +24,8 @@ contexts:
 """
 
 
-@pytest.fixture(autouse=True)
-def _roomy_limits(world: World) -> None:
-    world.sim.set_limits(enabled=False)  # pacing is tested in test_revoke.py
+# Pacing is tested in test_revoke.py.
+pytestmark = pytest.mark.usefixtures("roomy_limits")
 
 
 def _words(text: str) -> str:

@@ -14,17 +14,15 @@ from __future__ import annotations
 import copy
 import json
 import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import NIPS, World
+from tests.support.world import NIPS, World, settled
 
 NIP, NIP2, NIP3 = NIPS
-ALL_STATUSES = ("Pending", "Active", "Revoking", "Revoked", "Failed")
 Edit = Callable[[dict[str, Any]], None]
 
 BEFORE = f"""\
@@ -59,56 +57,7 @@ contexts:
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_server_side_limits(world: World) -> None:
-    world.sim.set_limits(enabled=False)
-
-
-def ksef_state(world: World) -> dict[str, list[tuple[str, str]]]:
-    """Every token of every context, with its status, as KSeF lists them to the owner."""
-    return {
-        nip: sorted((t["referenceNumber"], t["status"]) for t in world.tokens(nip, ALL_STATUSES))
-        for nip in NIPS
-    }
-
-
-def vault_state(world: World) -> dict[str, Any]:
-    """Every secret's versions and their deletion state, ksefctl's own bookkeeping aside."""
-    kv = world.vault.secrets.kv.v2
-    found: dict[str, Any] = {}
-
-    def walk(prefix: str) -> None:
-        keys = kv.list_secrets(path=prefix, mount_point=world.bao.mount)["data"]["keys"]
-        for key in keys:
-            path = f"{prefix}{key}"
-            if path.startswith(".ksefctl/"):  # locks and cached sessions
-                continue
-            if key.endswith("/"):
-                walk(path)
-                continue
-            metadata = kv.read_secret_metadata(path=path, mount_point=world.bao.mount)["data"]
-            found[path] = (
-                metadata["current_version"],
-                {
-                    number: (version["deletion_time"], version["destroyed"])
-                    for number, version in metadata["versions"].items()
-                },
-                metadata["custom_metadata"],
-            )
-
-    walk("")
-    return found
-
-
-def settled(world: World) -> tuple[dict[str, Any], dict[str, Any]]:
-    """KSeF and Vault once no token is on its way (Pending, Revoking) any more."""
-    deadline = time.monotonic() + 30
-    while True:
-        tokens = ksef_state(world)
-        moving = [s for ts in tokens.values() for _, s in ts if s in ("Pending", "Revoking")]
-        if not moving or time.monotonic() > deadline:
-            return tokens, vault_state(world)
-        time.sleep(0.05)
+pytestmark = pytest.mark.usefixtures("roomy_limits")
 
 
 def change(document: dict[str, Any], action: str, nip: str) -> dict[str, Any]:

@@ -22,9 +22,7 @@ contexts:
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_server_side_limits(world: World) -> None:
-    world.sim.set_limits(enabled=False)
+pytestmark = pytest.mark.usefixtures("roomy_limits")
 
 
 def test_a_second_owner_cannot_take_the_path_over(world: World) -> None:
