@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.support.sim",
     "tests.support.world",
     "tests.support.limits",
+    "tests.support.process_world",
 ]
 
 __all__ = ["OPENAPI", "REPO", "SHARED", "Bao"]

@@ -1,5 +1,9 @@
 """Bad input never crashes ksefctl: fuzzed and hostile manifests through the CLI, and
-malformed answers from KSeF and Vault.  Always exit 1 with readable lines, no traceback."""
+malformed answers from KSeF and Vault.  Always exit 1 with readable lines, no traceback.
+
+The CLI retries at a test's pace (``quick_cli_retries``: the production number of
+attempts, shorter waits), and the figures of what was tried go to the session's
+figures (tests/support/figures.py), printed at the end of the run."""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ import contextlib
 import io
 import json
 import re
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +21,13 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ksefctl import cli
 from ksefctl.sim.app import build_app
-from tests.chaos.harness import ChaosWorld, nips, record
-from tests.conftest import Bao
-from tests.manifest.conftest import VALID as MANIFEST_VALID
-from tests.simfixture import SimHandle
-from tests.test_transport_security import serve
+from tests.chaos.harness import ChaosWorld
+from tests.support.figures import count
+from tests.support.manifests import VALID as MANIFEST_VALID
+from tests.support.process_world import CONTEXTS
+from tests.support.servers import serve
 
-TRIED: Counter[str] = Counter()
-CLEAN: Counter[str] = Counter()
+pytestmark = pytest.mark.usefixtures("quick_cli_retries")
 
 # The loader tests' valid manifest, pointed at a closed loopback port: `plan` must fail
 # to connect after validation, never before it.
@@ -43,14 +44,14 @@ def ksefctl(*args: str) -> tuple[int, str, str]:
 
 def check_rejected(kind: str, code: int, err: str, located_in: Path | None) -> None:
     """Exit 1, no traceback, and (for manifests) every error line names the file."""
-    TRIED[kind] += 1
+    count("bad_input", "tried", kind)
     assert code == 1, (code, err)
     assert "Traceback" not in err and err.strip(), err
     lines = err.strip().splitlines()
     if located_in is not None:
         assert all(line.startswith(str(located_in)) for line in lines), err
     assert all(len(line) < 2000 for line in lines), err
-    CLEAN[kind] += 1
+    count("bad_input", "rejected_cleanly", kind)
 
 
 @pytest.fixture(autouse=True)
@@ -121,8 +122,8 @@ def test_fuzzed_manifests_never_crash_validate_or_plan(tmp_path: Path, text: str
     for command in ("validate", "plan"):
         code, _, err = ksefctl(command, "-f", str(path))
         if code == 0:
-            TRIED["fuzzed manifest (valid)"] += 1
-            CLEAN["fuzzed manifest (valid)"] += 1
+            count("bad_input", "tried", "fuzzed manifest (valid)")
+            count("bad_input", "rejected_cleanly", "fuzzed manifest (valid)")
             continue
         # A manifest error is located in the file; a valid one fails on the absent Vault.
         located = path if not err.startswith("Error: ") else None
@@ -219,32 +220,27 @@ def corrupting(app: Any, route: re.Pattern[str], kind: str) -> Any:
 CORRUPTIONS = ("html error page", "truncated", "wrong types", "missing fields")
 
 
-@pytest.fixture
-def world(sim: SimHandle, bao: Bao, tmp_path: Path) -> Iterator[ChaosWorld]:
-    sim.checker = None  # the answers are broken on purpose
-    sim.set_limits(enabled=False)
-    world = ChaosWorld(sim, bao.address, bao.token, bao.mount, tmp_path)
-    world.seed_contexts(nips(1, start=571_000_001))
-    yield world
-
-
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_malformed_ksef_answers_give_a_clear_error(
-    world: ChaosWorld, route: str, monkeypatch: pytest.MonkeyPatch
+    process_world: ChaosWorld, route: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("VAULT_ADDR", world.vault_address)
-    monkeypatch.setenv("VAULT_TOKEN", world.vault_token)
-    app = build_app(world.sim.running.simulator)
-    manifest = world.manifest("acme", nips(1, start=571_000_001))
+    monkeypatch.setenv("VAULT_ADDR", process_world.vault_address)
+    monkeypatch.setenv("VAULT_TOKEN", process_world.vault_token)
+    app = build_app(process_world.sim.running.simulator)
+    manifest = process_world.manifest("acme", CONTEXTS)
     for kind in CORRUPTIONS:
         with serve(corrupting(app, ROUTES[route], kind)) as port:
             manifest.write_text(
-                manifest.read_text().replace(world.sim.base_url, f"http://127.0.0.1:{port}/v2")
+                manifest.read_text().replace(
+                    process_world.sim.base_url, f"http://127.0.0.1:{port}/v2"
+                )
             )
             code, _, err = ksefctl("plan", "-f", str(manifest))
             check_rejected("malformed KSeF answer", code, err, None)
             manifest.write_text(
-                manifest.read_text().replace(f"http://127.0.0.1:{port}/v2", world.sim.base_url)
+                manifest.read_text().replace(
+                    f"http://127.0.0.1:{port}/v2", process_world.sim.base_url
+                )
             )
 
 
@@ -276,15 +272,3 @@ def test_malformed_vault_answers_give_a_clear_error(
         monkeypatch.setenv("VAULT_ADDR", f"http://127.0.0.1:{port}")
         code, _, err = ksefctl("plan", "-f", str(manifest))
     check_rejected("malformed Vault answer", code, err, None)
-
-
-def test_zz_record_bad_input_figures() -> None:
-    # Runs last in this module (name order within the file is definition order).
-    record(
-        "bad_input",
-        tried=dict(TRIED),
-        rejected_cleanly=dict(CLEAN),
-        tried_total=sum(TRIED.values()),
-        rejected_cleanly_total=sum(CLEAN.values()),
-    )
-    assert TRIED == CLEAN

@@ -12,7 +12,7 @@ import pytest
 from ksefctl.openbao import DevServer
 from ksefctl.sim.config import SimConfig
 from tests.chaos.harness import ChaosWorld
-from tests.simfixture import SimHandle, start_sim
+from tests.support.sim import SimHandle, start_sim
 
 
 def chaos_sim(seed: int) -> SimHandle:

@@ -6,13 +6,12 @@ imported ksefctl, so a run starts in milliseconds instead of the ~0.9 s an inter
 needs to import it; that is what makes dozens of SIGKILLs affordable.  The child is a
 real OS process running ``ksefctl.cli.main``: killing it is exactly like killing the CLI.
 
-Figures (faults injected, kill points, re-runs, losses, leaks, bad inputs) are merged into
-``tests/chaos/.last-figures.json`` (ignored by git) so a run's numbers can be reported.
+Figures (faults injected, kill points, re-runs, losses, leaks, bad inputs) go to
+:func:`tests.support.figures.record`; the run prints them and writes them outside the tree.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import signal
@@ -33,25 +32,12 @@ from ksefctl.manifest import marker
 from ksefctl.manifest.identifiers import nip_check_digit
 from ksefctl.openbao import find_bao, free_port, wait_until_ready
 from ksefctl.testcert import make_seal_certificate
-from tests.e2e.conftest import manifest_header
-from tests.simfixture import SimHandle
-
-FIGURES = Path(__file__).with_name(".last-figures.json")
+from tests.support.figures import record as record  # the chaos tests record through here
+from tests.support.sim import SimHandle
+from tests.support.world import manifest_header
 
 _forkserver = multiprocessing.get_context("forkserver")
 _forkserver.set_forkserver_preload(["ksefctl.cli", "ksefctl.cli.apply", "tests.chaos.harness"])
-
-
-def record(section: str, **values: Any) -> None:
-    """Merge ``values`` into one section of the figures file."""
-    figures: dict[str, Any] = {}
-    if FIGURES.exists():
-        try:
-            figures = json.loads(FIGURES.read_text())
-        except ValueError:
-            figures = {}
-    figures.setdefault(section, {}).update(values)
-    FIGURES.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
 
 
 def nips(count: int, start: int = 521_000_001) -> list[str]:

@@ -14,7 +14,7 @@ from ksefctl.manifest.model import SecretRef
 from ksefctl.retry import RetryPolicy
 from ksefctl.secret import Secret
 from ksefctl.vault import VaultConfig, VaultStore, VaultUnavailable
-from tests.test_transport_security import certificate_authority, serve
+from tests.support.servers import certificate_authority, serve
 
 TOKEN = "vault-token-never-elsewhere-51c2"
 REF = SecretRef("secret", "ksef/test/5265877635/erp")
