@@ -17,8 +17,8 @@ from ksefctl.manifest.model import ContextId, SecretRef
 from ksefctl.reconcile.admission import Scope, refusal
 from ksefctl.reconcile.model import Action, Change, Observed, ObservedSecret
 from ksefctl.reconcile.planner import plan, token_policy_digest
-from tests.reconcile.test_planner_properties import PROPERTIES, Scenario, scenarios
 from tests.reconcile.world import NIP_A, NIP_B, Spec, World, desired, policy
+from tests.support.planner_scenarios import PROPERTIES, Scenario, scenarios
 
 LOGIN = SecretRef("secret", "ksef-admin/5265877635")
 

@@ -12,8 +12,8 @@ import pytest
 from ksefctl.errors import KsefctlError
 from ksefctl.reconcile.model import PlanOptions
 from ksefctl.reconcile.planfile import PlanFileError, load_plan, save_plan
-from tests.reconcile.test_render import PLAN
 from tests.reconcile.world import NIP_A
+from tests.support.sample_plan import PLAN
 
 OPTIONS = PlanOptions(adopt=True, prune=True, force_rotate=frozenset({("acme", NIP_A, "erp")}))
 SOURCES = {"tokens.yaml": "0" * 64, "more/b.yaml": "f" * 64}
