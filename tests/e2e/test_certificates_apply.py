@@ -21,7 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.e2e.conftest import NIPS, Result, World
-from tests.sim.test_certificates import _xmlsec_signer, xades_login
+from tests.support.sim_certificates import xades_login
+from tests.support.sim_certificates import xmlsec_signer as _xmlsec_signer
 
 NIP, NIP2, _ = NIPS
 DAY = 24 * 3600.0
@@ -240,7 +241,7 @@ def test_an_undeclared_certificate_is_revoked_and_its_secret_soft_deleted(world:
 
 
 def test_certificates_ksefctl_did_not_make_are_reported_and_never_touched(world: World) -> None:
-    from tests.sim.test_certificates import issue, new_key
+    from tests.support.sim_certificates import issue, new_key
 
     seal = world.vault.secrets.kv.v2.read_secret_version(
         path=f"ksef-admin/{NIP}", mount_point=world.bao.mount

@@ -26,7 +26,7 @@ from tests.e2e.test_certificates_apply import (
     settled_certificates,
     subject_certificates,
 )
-from tests.sim.test_certificates import xades_login
+from tests.support.sim_certificates import xades_login
 
 NIP, NIP2, _ = NIPS
 

@@ -11,8 +11,8 @@ import pytest
 from ksefctl.sim.config import SimConfig
 from ksefctl.testcert import make_personal_certificate
 from tests.sim.permissions_helpers import PESEL, grant_persons, operate, persons
-from tests.sim.test_xades_login import _xades_login
-from tests.simfixture import OWNER_NIP, Session, SimHandle
+from tests.support.sim import OWNER_NIP, Session, SimHandle
+from tests.support.sim_certificates import xades_login_started as _xades_login
 
 
 @pytest.fixture

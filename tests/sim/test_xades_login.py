@@ -2,34 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-
-from ksefctl.ksef.xades import build_auth_request, load_identity, sign_auth_request
 from ksefctl.testcert import make_personal_certificate, make_seal_certificate
-from tests.simfixture import OTHER_NIP, OWNER_NIP, SimHandle, poll_auth
-
-
-def _xades_login(
-    api: httpx.Client,
-    certificate: tuple[bytes, bytes],
-    context: tuple[str, str],
-    tamper: bool = False,
-) -> tuple[httpx.Response, dict[str, Any] | None]:
-    challenge = api.post("/auth/challenge").json()["challenge"]
-    document = sign_auth_request(
-        build_auth_request(challenge, context[0], context[1]), load_identity(*certificate)
-    )
-    if tamper:
-        document = document.replace(context[1].encode(), OTHER_NIP.encode(), 1)
-    started = api.post(
-        "/auth/xades-signature", content=document, headers={"Content-Type": "application/xml"}
-    )
-    if started.status_code != 202:
-        return started, None
-    headers = {"Authorization": f"Bearer {started.json()['authenticationToken']['token']}"}
-    return started, poll_auth(api, started.json()["referenceNumber"], headers)
+from tests.support.sim import OTHER_NIP, OWNER_NIP, SimHandle
+from tests.support.sim_certificates import xades_login_started as _xades_login
 
 
 def test_a_company_seal_logs_in_as_the_owner_of_its_nip(sim: SimHandle) -> None:
