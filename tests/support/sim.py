@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ ALL_PERMISSIONS = [
     "Introspection",
 ]
 OWNER_NIP = "5265877635"
+# Simulators whose fixture has ended, still winding down (joined when the session ends).
+_STOPPING: list[threading.Thread] = []
 OTHER_NIP = "7762811692"
 
 
@@ -212,10 +215,18 @@ class SimHandle:
         tokens = client.post("/auth/token/redeem", headers=auth).json()
         return Session(reference, tokens["accessToken"]["token"], tokens["refreshToken"]["token"])
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
+        """Close the clients and stop the server; ``wait=False`` leaves the stopping (uvicorn
+        takes ~0.2 s to wind down) to a background thread, joined at the end of the session.
+        A test that restarts a simulator on its state file closes with the default."""
         for client in self._clients:
             client.close()
-        self.running.stop()
+        if wait:
+            self.running.stop()
+            return
+        stopping = threading.Thread(target=self.running.stop, name="ksef-sim-stop", daemon=True)
+        stopping.start()
+        _STOPPING.append(stopping)
 
 
 @functools.cache
@@ -299,6 +310,14 @@ def sim(sim_config: SimConfig) -> Iterator[SimHandle]:
     try:
         yield handle
     finally:
-        handle.close()
+        handle.close(wait=False)  # nothing reuses its port or state: no need to wait
     if handle.checker is not None:
         handle.checker.assert_clean()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _simulators_stopped() -> Iterator[None]:
+    """Every simulator stopped in the background has finished by the end of the session."""
+    yield
+    while _STOPPING:
+        _STOPPING.pop().join(timeout=15)

@@ -12,6 +12,7 @@ through ksefctl, so a test can judge what ksefctl did.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import textwrap
 import time
@@ -55,6 +56,13 @@ def manifest_header(owner: str, base_url: str, mount: str) -> str:
     )
 
 
+@functools.cache
+def _owner_seal(nip: str) -> tuple[bytes, bytes]:
+    # An RSA key costs tens of milliseconds; every world seeds the same three owners,
+    # each into its own simulator and mount, so one seal per NIP serves the session.
+    return make_seal_certificate(nip)
+
+
 @dataclass(frozen=True)
 class Result:
     code: int
@@ -74,7 +82,7 @@ class World:
     outputs: list[str] = field(default_factory=list)
 
     def seed_owner(self, nip: str) -> None:
-        certificate, key = make_seal_certificate(nip)
+        certificate, key = _owner_seal(nip)
         self.vault.secrets.kv.v2.create_or_update_secret(
             path=f"ksef-admin/{nip}",
             mount_point=self.bao.mount,
