@@ -3,7 +3,7 @@ the figures the run recorded, and the time each part of the suite took."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 
 import pytest
 
@@ -26,7 +26,7 @@ __all__ = ["OPENAPI", "REPO", "SHARED", "Bao"]
 
 # Seconds spent per part of the suite (tests/<part>/…, or "top" for tests/test_*.py),
 # setup and teardown included: CI prints them so a slow part shows itself.
-_PART_SECONDS: Counter[str] = Counter()
+_PART_SECONDS: defaultdict[str, float] = defaultdict(float)
 
 
 def _part(nodeid: str) -> str:
@@ -40,7 +40,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _PART_SECONDS:
-        parts = ", ".join(f"{name}: {s:.0f} s" for name, s in _PART_SECONDS.most_common())
+        parts = ", ".join(
+            f"{name}: {s:.0f} s"
+            for name, s in sorted(_PART_SECONDS.items(), key=lambda item: -item[1])
+        )
         terminalreporter.write_line(f"time by part: {parts}")
     path = _figures.write(terminalreporter.config)
     if path is not None:

@@ -45,7 +45,7 @@ def quick_cli_retries(monkeypatch: pytest.MonkeyPatch) -> RetryPolicy:
     from ksefctl.reconcile import connections
     from ksefctl.vault.client import VaultClient
 
-    original = connections.ClientSettings
+    original = connections.ClientSettings  # type: ignore[attr-defined]
 
     def quick(*args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("retry", QUICK_CLI_RETRY)
