@@ -70,6 +70,7 @@ async def _run(args: argparse.Namespace, unused_for: Any) -> int:
         if grants is not None:
             document["grants"] = [row.to_json() for _, _, rows in grants for row in rows]
         document["failures"] = _common.failures_json(outcome.failures)
+        document["warnings"] = outcome.warnings
         json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:

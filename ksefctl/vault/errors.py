@@ -132,9 +132,7 @@ def mapped_errors(
             f"request to Vault at {where} failed ({type(error).__name__})"
         ) from None
     except (hvac.exceptions.VaultDown, hvac.exceptions.BadGateway) as error:
-        raise VaultSealed(
-            f"Vault at {where} is sealed or unavailable ({_reason(error)})"
-        ) from None
+        raise VaultSealed(f"Vault at {where} is sealed or unavailable ({_reason(error)})") from None
     except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized) as error:
         if login:
             raise VaultLoginFailed(
