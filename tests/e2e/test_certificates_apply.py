@@ -10,107 +10,34 @@ in the state the docs promise, read back from KSeF and Vault directly.
 
 from __future__ import annotations
 
-import textwrap
-import time
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.e2e.conftest import NIPS, Result, World
+from tests.support.certificate_world import (
+    apply,
+    by_status,
+    cert_metadata,
+    cert_secret,
+    certificate_manifest,
+    settled_certificates,
+    sim_now,
+    subject_certificates,
+)
 from tests.support.sim_certificates import xades_login
 from tests.support.sim_certificates import xmlsec_signer as _xmlsec_signer
+from tests.support.world import NIPS, World
 
 NIP, NIP2, _ = NIPS
 DAY = 24 * 3600.0
-
-
-def certificate_manifest(world: World, body: str, owner: str = "acme") -> Path:
-    header = textwrap.dedent(
-        f"""\
-        apiVersion: ksefctl/v1
-        kind: CertificatePolicy
-        metadata:
-          name: {owner}
-        spec:
-          ksef:
-            environment: "{world.sim.base_url}"
-            name: sim
-          vault:
-            mount: {world.bao.mount}
-          auth:
-            certificate:
-              vault: "ksef-admin/{{nip}}"
-        """
-    )
-    path = world.directory / f"certificates-{owner}.yaml"
-    path.write_text(header + textwrap.indent(textwrap.dedent(body), "  "))
-    return path
 
 
 @pytest.fixture(autouse=True)
 def _no_server_side_limits(world: World) -> None:
     world.sim.set_limits(enabled=False)
     world.sim.set_faults(enrollment_delay_s=0.05, revocation_delay_s=0.05)
-
-
-def subject_certificates(world: World, nip: str) -> list[dict[str, Any]]:
-    """What KSeF lists for the subject Nip:<nip>, read over raw HTTP."""
-    session = world.sim.owner_session(nip)
-    with world.sim.client(session.headers) as http:
-        found: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = http.post(
-                "/certificates/query", params={"pageSize": 50, "pageOffset": offset}, json={}
-            ).json()
-            found += page["certificates"]
-            if not page["hasMore"]:
-                return found
-            offset += 1
-
-
-def settled_certificates(world: World, nip: str) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while True:
-        found = subject_certificates(world, nip)
-        if all(c["status"] != "Blocked" for c in found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
-
-
-def cert_secret(world: World, nip: str, name: str) -> dict[str, Any]:
-    response = world.vault.secrets.kv.v2.read_secret_version(
-        path=f"ksef-certs/sim/{nip}/{name}",
-        mount_point=world.bao.mount,
-        raise_on_deleted_version=True,
-    )
-    return dict(response["data"])
-
-
-def cert_metadata(world: World, nip: str, name: str) -> dict[str, Any]:
-    return dict(
-        world.vault.secrets.kv.v2.read_secret_metadata(
-            path=f"ksef-certs/sim/{nip}/{name}", mount_point=world.bao.mount
-        )["data"]
-    )
-
-
-def apply(world: World, manifest: Path, *extra: str) -> Result:
-    result = world.ksefctl("apply", "-f", str(manifest), "--auto-approve", *extra)
-    return result
-
-
-def by_status(found: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
-    return [c for c in found if c["status"] == status]
-
-
-def sim_now(world: World) -> datetime:
-    clock = world.sim.admin("GET", "/clock")
-    return datetime.fromisoformat(str(clock["now"]).replace("Z", "+00:00"))
 
 
 BOTH = f"""\

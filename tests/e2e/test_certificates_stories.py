@@ -18,7 +18,7 @@ from ksefctl.vault import VaultStore
 from ksefctl.vault.client import VaultClient
 from ksefctl.vocabulary import SecretRef
 from tests.e2e.conftest import NIPS, World, manifest_header
-from tests.e2e.test_certificates_apply import (
+from tests.support.certificate_world import (
     apply,
     by_status,
     cert_secret,
