@@ -17,6 +17,12 @@ from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
 from ksefctl.errors import KsefctlError, UsageError
 from ksefctl.manifest.durations import parse_duration
+from ksefctl.reconcile.certificates.audit import (
+    CertificateRow,
+    certificate_rows,
+    render_certificates,
+)
+from ksefctl.reconcile.certificates.observe import observe as observe_certificates
 from ksefctl.reconcile.grants.audit import GrantRow, grant_rows, render_grants
 from ksefctl.reconcile.grants.observe import observe_grants
 from ksefctl.reconcile.inventory import Inventory, TokenRow, inventory, inventory_json
@@ -43,6 +49,12 @@ def register(sub: Any) -> None:
         help="also list every permission grant per context, managed or not, with its dates "
         "(docs/grants.md)",
     )
+    parser.add_argument(
+        "--certificates",
+        action="store_true",
+        help="also list every KSeF certificate of each context's login subject, managed or "
+        "not, with validity and renewal dates (docs/certificates.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -65,10 +77,13 @@ async def _run(args: argparse.Namespace, unused_for: Any) -> int:
             unused_for,
         )
         grants = await _grants(outcome) if args.grants else None
+        certificates = await _certificates(outcome) if args.certificates else None
     if args.json:
         document = inventory_json(inv)
         if grants is not None:
             document["grants"] = [row.to_json() for _, _, rows in grants for row in rows]
+        if certificates is not None:
+            document["certificates"] = [r.to_json() for _, rows in certificates for r in rows]
         document["failures"] = _common.failures_json(outcome.failures)
         document["warnings"] = outcome.warnings
         json.dump(document, sys.stdout, indent=2)
@@ -77,6 +92,8 @@ async def _run(args: argparse.Namespace, unused_for: Any) -> int:
         sys.stdout.write(render_inventory(inv, _common.failed_contexts(outcome.failures)))
         if grants is not None:
             sys.stdout.write("\n" + render_grants(grants))
+        if certificates is not None:
+            sys.stdout.write("\n" + render_certificates(certificates))
     print_failures(outcome.failures)
     return 1 if outcome.failures else 0
 
@@ -99,6 +116,31 @@ async def _grants(outcome: Any) -> list[tuple[str, str, list[GrantRow]]]:
                 policy.owner, context.context, _common.context_names(outcome.desired)
             )
             found.append((label, policy.owner, grant_rows(policy.owner, context, seen)))
+    return found
+
+
+async def _certificates(outcome: Any) -> list[tuple[str, list[CertificateRow]]]:
+    """Every certificate of every observed context's subject (one query where the manifest
+    declares none; the others were observed for the plan)."""
+    found = []
+    names = _common.context_names(outcome.desired)
+    for policy in outcome.observed.desired.policies:
+        for context in policy.contexts:
+            key = (policy.owner, context.context)
+            seen = outcome.observed.observed.contexts[key].kinds.get("certificate")
+            if seen is None:
+                try:
+                    seen = await observe_certificates(
+                        policy, context, outcome.engine.session(key), outcome.engine.store
+                    )
+                except KsefctlError as error:
+                    print(
+                        f"Error: {context.context}: certificates not read: {error}",
+                        file=sys.stderr,
+                    )
+                    continue
+            label = context_label(policy.owner, context.context, names)
+            found.append((label, certificate_rows(policy, context, seen)))
     return found
 
 
