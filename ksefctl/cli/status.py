@@ -23,6 +23,7 @@ from ksefctl.reconcile.certificates.audit import (
     render_certificates,
 )
 from ksefctl.reconcile.certificates.observe import observe as observe_certificates
+from ksefctl.reconcile.engine import Failure
 from ksefctl.reconcile.grants.audit import GrantRow, grant_rows, render_grants
 from ksefctl.reconcile.grants.observe import observe_grants
 from ksefctl.reconcile.inventory import Inventory, TokenRow, inventory, inventory_json
@@ -110,7 +111,9 @@ async def _grants(outcome: Any) -> list[tuple[str, str, list[GrantRow]]]:
                 try:
                     seen = await observe_grants(outcome.engine.session(key))
                 except KsefctlError as error:
-                    print(f"Error: {context.context}: grants not read: {error}", file=sys.stderr)
+                    outcome.observed.failures.append(
+                        Failure(policy.owner, context.context, "grants", str(error))
+                    )
                     continue
             label = context_label(
                 policy.owner, context.context, _common.context_names(outcome.desired)
@@ -134,9 +137,8 @@ async def _certificates(outcome: Any) -> list[tuple[str, list[CertificateRow]]]:
                         policy, context, outcome.engine.session(key), outcome.engine.store
                     )
                 except KsefctlError as error:
-                    print(
-                        f"Error: {context.context}: certificates not read: {error}",
-                        file=sys.stderr,
+                    outcome.observed.failures.append(
+                        Failure(policy.owner, context.context, "certificates", str(error))
                     )
                     continue
             label = context_label(policy.owner, context.context, names)
