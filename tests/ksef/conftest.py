@@ -32,7 +32,12 @@ def sim_config() -> SimConfig:
         {
             "seed": 7,
             "rate_limits": {"other": list(ROOMY)},
-            "faults": {"activation_delay_s": 0.05, "revocation_delay_s": 0.05},
+            "faults": {
+                "activation_delay_s": 0.05,
+                "revocation_delay_s": 0.05,
+                "permission_delay_s": 0.05,
+                "enrollment_delay_s": 0.05,
+            },
         }
     )
 
