@@ -144,6 +144,7 @@ class PersistentBao:
                 storage "raft" {{
                   path = "{self.directory}"
                   node_id = "chaos"
+                  performance_multiplier = 1
                 }}
                 listener "tcp" {{
                   address = "127.0.0.1:{self.port}"
