@@ -64,7 +64,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ksefctl.ksef.xades import build_auth_request, load_identity, sign_auth_request  # noqa: E402
+from ksefctl.ksef.xades_signing import build_auth_request, load_identity, sign_auth_request  # noqa: E402
 from ksefctl.openbao import DevServer, start_dev_server  # noqa: E402
 from ksefctl.testcert import make_seal_certificate  # noqa: E402
 

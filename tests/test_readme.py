@@ -28,7 +28,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from ksefctl import sandbox
+from ksefctl import playground
 from ksefctl.openbao import free_port
 from ksefctl.reconcile.render import NO_CHANGES
 from tests.conftest import REPO
@@ -83,7 +83,7 @@ def clone(tmp_path: Path) -> Iterator[Path]:
         elif source.exists():
             shutil.copy2(source, root / name)
     yield root
-    sandbox.down(tmp_path / "sandbox")
+    playground.down(tmp_path / "sandbox")
 
 
 def _reuse_installed_dependencies(clone: Path) -> None:
@@ -163,7 +163,7 @@ def test_readme_demo_runs_verbatim_on_the_sandbox(clone: Path, tmp_path: Path) -
     assert "managedBy:ksefctl" in result.stdout
     assert re.search(r"^referenceNumber +\S+", result.stdout, flags=re.MULTILINE)
 
-    info = sandbox.read_info(tmp_path / "sandbox")
+    info = playground.read_info(tmp_path / "sandbox")
     assert info is not None
     assert info.sim_url == f"http://127.0.0.1:{sim_port}/v2"
     assert info.vault_addr == f"http://127.0.0.1:{vault_port}"

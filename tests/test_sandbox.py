@@ -21,7 +21,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from ksefctl import cli, sandbox
+from ksefctl import cli, playground
 from ksefctl.openbao import free_port
 from tests.conftest import REPO
 
@@ -79,7 +79,7 @@ def box(tmp_path: Path) -> Iterator[Sandbox]:
     try:
         yield box
     finally:
-        sandbox.down(box.directory)
+        playground.down(box.directory)
 
 
 def _exports(stdout: str) -> dict[str, str]:
@@ -96,8 +96,8 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _pids(directory: Path) -> tuple[sandbox.Process, sandbox.Process]:
-    info = sandbox.read_info(directory)
+def _pids(directory: Path) -> tuple[playground.Process, playground.Process]:
+    info = playground.read_info(directory)
     assert info is not None
     return info.sim, info.vault
 
@@ -144,7 +144,7 @@ def test_sandbox_lifecycle_up_twice_env_status_down(box: Sandbox) -> None:
     for process in (sim, vault_process):
         assert not process.alive()
         # Nothing either server spawned survives: its whole process group is gone.
-        assert not sandbox._group_alive(process.pid)
+        assert not playground._group_alive(process.pid)
     assert not _listening(box.sim_port)
     assert not _listening(box.vault_port)
     assert not (box.directory / "sandbox.json").exists()
@@ -157,13 +157,15 @@ def test_sandbox_lifecycle_up_twice_env_status_down(box: Sandbox) -> None:
 
 
 def test_up_restarts_a_sandbox_whose_servers_died(box: Sandbox) -> None:
-    info, _ = sandbox.up(box.directory, None, sim_port=box.sim_port, vault_port=box.vault_port)
-    sandbox._stop(info.sim)
-    assert sandbox.status(box.directory)["running"] is False
-    restarted, _ = sandbox.up(box.directory, None, sim_port=box.sim_port, vault_port=box.vault_port)
+    info, _ = playground.up(box.directory, None, sim_port=box.sim_port, vault_port=box.vault_port)
+    playground._stop(info.sim)
+    assert playground.status(box.directory)["running"] is False
+    restarted, _ = playground.up(
+        box.directory, None, sim_port=box.sim_port, vault_port=box.vault_port
+    )
     assert restarted.sim != info.sim and restarted.vault != info.vault
     assert not info.vault.alive()  # the survivor was stopped, not leaked
-    assert sandbox.status(box.directory)["running"] is True
+    assert playground.status(box.directory)["running"] is True
 
 
 def test_down_never_signals_a_process_that_reused_a_recorded_pid(tmp_path: Path) -> None:
@@ -177,7 +179,7 @@ def test_down_never_signals_a_process_that_reused_a_recorded_pid(tmp_path: Path)
             f' "vault_token": "x", "sim_pid": {stranger.pid}, "sim_started": "1",'
             f' "vault_pid": {stranger.pid}, "vault_started": "1"}}'
         )
-        assert sandbox.down(directory)
+        assert playground.down(directory)
         assert stranger.poll() is None
     finally:
         stranger.kill()
@@ -195,7 +197,7 @@ def test_up_refuses_a_simulator_port_that_is_taken(
     err = capsys.readouterr().err
     assert f"port 127.0.0.1:{box.sim_port} for the simulator is taken" in err
     assert "Traceback" not in err
-    assert sandbox.read_info(box.directory) is None
+    assert playground.read_info(box.directory) is None
 
 
 def _ksefctl(box: Sandbox, exports: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -241,7 +243,7 @@ def _fresh_and_consistent(box: Sandbox, restarted: subprocess.CompletedProcess[s
 def test_a_dead_simulator_restarts_with_a_fresh_vault_too(box: Sandbox) -> None:
     _applied(box)
     sim, _ = _pids(box.directory)
-    sandbox._stop(sim)  # only the simulator dies; OpenBao is still healthy
+    playground._stop(sim)  # only the simulator dies; OpenBao is still healthy
     _fresh_and_consistent(box, box.up())
 
 
@@ -276,4 +278,4 @@ def test_the_accounting_office_example_applies_in_the_sandbox(tmp_path: Path) ->
         code, out, err = _ksefctl(box, exports, "plan", "-f", str(manifest))
         assert code == 0 and out.splitlines()[-1].startswith("No changes"), out + err
     finally:
-        sandbox.down(box.directory)
+        playground.down(box.directory)

@@ -13,7 +13,7 @@ from ksefctl.ksef.auth import IssuedToken, PendingAuth
 from ksefctl.ksef.models import GeneratedToken
 from ksefctl.ksef.session import Session
 from ksefctl.ksef.transport import Transport
-from ksefctl.ksef.xades import load_identity
+from ksefctl.ksef.xades_signing import load_identity
 from ksefctl.secret import Secret
 from ksefctl.testcert import make_seal_certificate
 from ksefctl.vault import LoginRequest, VaultConfig, VaultStore

@@ -20,7 +20,7 @@ from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
 from ksefctl.errors import UsageError
 from ksefctl.ksef import Session
-from ksefctl.ksef import limits as endpoints
+from ksefctl.ksef import pacing as endpoints
 from ksefctl.manifest.model import Policy
 from ksefctl.reconcile.engine import Key
 from ksefctl.reconcile.executor import RevokeTarget, break_glass

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from ksefctl import sandbox
+from ksefctl import playground
 from ksefctl.cli._common import add_manifest_options
 from ksefctl.errors import UsageError
 from ksefctl.manifest import load_manifests
@@ -50,14 +50,14 @@ def register(sub: Any) -> None:
         type=int,
         default=None,
         help="simulator port (default: the port of the manifest's environment URL, "
-        f"else {sandbox.DEFAULT_SIM_PORT})",
+        f"else {playground.DEFAULT_SIM_PORT})",
     )
     up.add_argument(
         "--vault-port",
         type=int,
         default=None,
-        help=f"OpenBao port (default ${sandbox.VAULT_PORT_VARIABLE} or "
-        f"{sandbox.DEFAULT_VAULT_PORT}; a free one if that is taken)",
+        help=f"OpenBao port (default ${playground.VAULT_PORT_VARIABLE} or "
+        f"{playground.DEFAULT_VAULT_PORT}; a free one if that is taken)",
     )
     up.set_defaults(func=_up)
     env = actions.add_parser("env", help="print the export lines for VAULT_ADDR and VAULT_TOKEN")
@@ -72,13 +72,13 @@ def register(sub: Any) -> None:
 
 
 def _directory(args: argparse.Namespace) -> Path:
-    return Path(args.dir) if args.dir else sandbox.default_dir()
+    return Path(args.dir) if args.dir else playground.default_dir()
 
 
 def _up(args: argparse.Namespace) -> int:
     files = args.files or ([str(QUICKSTART)] if QUICKSTART.exists() else [])
     desired = load_manifests(files) if files else None
-    info, report = sandbox.up(
+    info, report = playground.up(
         _directory(args), desired, sim_port=args.sim_port, vault_port=args.vault_port
     )
     # Only the export lines go to stdout, so `eval "$(ksefctl sandbox up)"` is all it takes.
@@ -108,7 +108,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    info = sandbox.read_info(_directory(args))
+    info = playground.read_info(_directory(args))
     if info is None:
         raise UsageError("no sandbox is running here; start one with: ksefctl sandbox up")
     print(info.env_lines(), end="")
@@ -116,7 +116,7 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    state = sandbox.status(_directory(args))
+    state = playground.status(_directory(args))
     if args.json:
         print(json.dumps(state, indent=2))
     elif state["running"]:
@@ -130,6 +130,6 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stopped = sandbox.down(_directory(args))
+    stopped = playground.down(_directory(args))
     print("sandbox stopped" if stopped else "no sandbox was running")
     return 0

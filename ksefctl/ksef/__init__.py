@@ -22,8 +22,8 @@ from ksefctl.ksef.errors import (
     ValidationFailed,
     WaitTooLong,
 )
-from ksefctl.ksef.limits import Endpoint, Limiter, WindowLimits, minimum_duration
 from ksefctl.ksef.models import GeneratedToken, TokenInfo, parse_datetime
+from ksefctl.ksef.pacing import Endpoint, Limiter, WindowLimits, minimum_duration
 from ksefctl.ksef.session import Session
 from ksefctl.ksef.settings import ClientSettings
 from ksefctl.ksef.transport import ClientStats

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from ksefctl.ksef import limits
+from ksefctl.ksef import pacing
 from ksefctl.ksef.errors import AuthenticationFailed, UnexpectedResponse
 from ksefctl.ksef.models import AuthStatus, Fields
 from ksefctl.ksef.transport import Transport
@@ -108,7 +108,7 @@ def issued_token(f: Fields, key: str, response: httpx.Response) -> IssuedToken:
 async def challenge(transport: Transport) -> Challenge:
     where = "POST /auth/challenge"
     response = await transport.request(
-        limits.CHALLENGE, "/auth/challenge", context=None, idempotent=True
+        pacing.CHALLENGE, "/auth/challenge", context=None, idempotent=True
     )
     f = Fields(json_of(response, where), where)
     return Challenge(f.text("challenge"), f.integer("timestampMs"))
@@ -133,7 +133,7 @@ async def start_with_token(
         "publicKeyId": public_key_id,
     }
     response = await transport.request(
-        limits.KSEF_TOKEN_LOGIN,
+        pacing.KSEF_TOKEN_LOGIN,
         "/auth/ksef-token",
         context=context,
         idempotent=False,  # the challenge is single use: a new login starts over
@@ -147,7 +147,7 @@ async def start_with_signature(
     transport: Transport, context: ContextId, signed_document: bytes
 ) -> PendingAuth:
     response = await transport.request(
-        limits.XADES_LOGIN,
+        pacing.XADES_LOGIN,
         "/auth/xades-signature",
         context=context,
         idempotent=False,
@@ -168,7 +168,7 @@ async def await_outcome(
     delay = 0.05
     while True:
         response = await transport.request(
-            limits.AUTH_STATUS, path, context=context, idempotent=True, bearer=pending.token
+            pacing.AUTH_STATUS, path, context=context, idempotent=True, bearer=pending.token
         )
         status = AuthStatus.parse(json_of(response, where), where)
         if status.code == SUCCESS:
@@ -201,7 +201,7 @@ async def redeem(
     """The (access, refresh) tokens; KSeF hands them out only once per login."""
     where = "POST /auth/token/redeem"
     response = await transport.request(
-        limits.REDEEM,
+        pacing.REDEEM,
         "/auth/token/redeem",
         context=context,
         idempotent=False,
@@ -214,7 +214,7 @@ async def redeem(
 async def refresh(transport: Transport, context: ContextId, refresh_token: Secret) -> IssuedToken:
     where = "POST /auth/token/refresh"
     response = await transport.request(
-        limits.REFRESH,
+        pacing.REFRESH,
         "/auth/token/refresh",
         context=context,
         idempotent=True,  # every refresh just mints another access token

@@ -13,7 +13,7 @@ from ksefctl.ksef import auth
 from ksefctl.ksef.auth import PendingAuth, json_of
 from ksefctl.ksef.errors import ServerError, TransportError, ValidationFailed
 from ksefctl.ksef.keys import TOKEN_ENCRYPTION, PublicKey, parse_public_keys, select_key
-from ksefctl.ksef.limits import PUBLIC_KEYS
+from ksefctl.ksef.pacing import PUBLIC_KEYS
 from ksefctl.ksef.session import Session
 from ksefctl.ksef.settings import ClientSettings
 from ksefctl.ksef.transport import ClientStats, Transport
@@ -22,7 +22,7 @@ from ksefctl.secret import Secret
 from ksefctl.vocabulary import ContextId
 
 if TYPE_CHECKING:
-    from ksefctl.ksef.xades import SigningIdentity
+    from ksefctl.ksef.xades_signing import SigningIdentity
 
 log = logging.getLogger("ksefctl.ksef")
 
@@ -159,7 +159,7 @@ class KsefClient:
     ) -> Session:
         """Log into a context with a XAdES-signed AuthTokenRequest."""
         # Imported here so the client works (token logins) without the signer's dependencies.
-        from ksefctl.ksef.xades import build_auth_request, sign_auth_request
+        from ksefctl.ksef.xades_signing import build_auth_request, sign_auth_request
 
         context = _context(context_type, context_value)
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from ksefctl.ksef import auth
-from ksefctl.ksef import limits as endpoints
+from ksefctl.ksef import pacing as endpoints
 from ksefctl.ksef.auth import IssuedToken, json_of
 from ksefctl.ksef.certificates import Certificates
 from ksefctl.ksef.errors import (
@@ -27,8 +27,8 @@ from ksefctl.ksef.errors import (
     UnexpectedResponse,
     ValidationFailed,
 )
-from ksefctl.ksef.limits import OTHER, Endpoint, WindowLimits, minimum_duration
 from ksefctl.ksef.models import Fields, GeneratedToken, TokenInfo
+from ksefctl.ksef.pacing import OTHER, Endpoint, WindowLimits, minimum_duration
 from ksefctl.ksef.permissions import Permissions
 from ksefctl.ksef.transport import Transport
 from ksefctl.vocabulary import ContextId
@@ -129,7 +129,7 @@ class Session:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        if isinstance(endpoint, str):  # an HTTP method: an endpoint limits.py does not name
+        if isinstance(endpoint, str):  # an HTTP method: an endpoint pacing.py does not name
             endpoint = endpoints.unlisted(endpoint, path)
         if self._closed:
             raise KsefError(f"the KSeF session of {self.context} is closed")

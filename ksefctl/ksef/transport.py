@@ -32,7 +32,7 @@ from ksefctl.ksef.errors import (
     WaitTooLong,
     error_from_response,
 )
-from ksefctl.ksef.limits import Endpoint, Limiter, WindowLimits
+from ksefctl.ksef.pacing import Endpoint, Limiter, WindowLimits
 from ksefctl.ksef.settings import ClientSettings
 from ksefctl.ksef.warnings import SystemWarnings
 from ksefctl.secret import Secret

@@ -30,7 +30,7 @@ from functools import partial
 
 from ksefctl.errors import KsefctlError
 from ksefctl.ksef import ClientSettings, KsefClient, KsefError, Session, TransportError
-from ksefctl.ksef.xades import SigningIdentity, load_identity, load_pkcs12
+from ksefctl.ksef.xades_signing import SigningIdentity, load_identity, load_pkcs12
 from ksefctl.manifest.model import AuthSpec, DesiredContext, Policy, SecretRef
 from ksefctl.reconcile.fanout import drain
 from ksefctl.reconcile.settings import Key, RunSettings

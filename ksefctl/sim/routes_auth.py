@@ -208,7 +208,7 @@ async def xades_signature(call: Call) -> Response:
     sim = call.sim
     document = await call.request.body()
     try:
-        xades: Any = importlib.import_module("ksefctl.sim.xades")
+        xades: Any = importlib.import_module("ksefctl.sim.xades_verification")
     except ImportError:
         raise BadRequest(
             21405, "Weryfikacja podpisu XAdES jest niedostępna w tym symulatorze."

@@ -21,8 +21,8 @@ from ksefctl.sim.grants import invalidate_unbacked_tokens
 from ksefctl.sim.ids import reference_number
 from ksefctl.sim.model import TOKEN_PERMISSIONS, AuthOperation, Context, Identity, Token
 from ksefctl.sim.problems import Forbidden, Unauthorized
-from ksefctl.sim.ratelimit import RateLimiter
 from ksefctl.sim.store import Store, context_key
+from ksefctl.sim.throttling import RateLimiter
 
 ALL_PERMISSIONS = frozenset(TOKEN_PERMISSIONS)
 SEE_ALL_TOKENS = frozenset({"CredentialsManage", "CredentialsRead"})

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import hvac
 import pytest
 
-from ksefctl.ksef.limits import WindowLimits, minimum_duration
+from ksefctl.ksef.pacing import WindowLimits, minimum_duration
 from ksefctl.manifest import marker
 from ksefctl.manifest.model import Marker
 from tests.support.world import NIPS, World

@@ -18,7 +18,7 @@ from ksefctl.ksef.errors import (
     ValidationFailed,
 )
 from ksefctl.ksef.session import Session
-from ksefctl.ksef.xades import load_identity
+from ksefctl.ksef.xades_signing import load_identity
 from ksefctl.secret import Secret
 from ksefctl.testcert import make_seal_certificate
 from tests.ksef.conftest import NIP, mint, set_faults

@@ -17,7 +17,7 @@ from ksefctl.ksef import (
     NotAuthenticated,
     TokenStatusTimeout,
 )
-from ksefctl.ksef.limits import REFRESH
+from ksefctl.ksef.pacing import REFRESH
 from ksefctl.secret import Secret
 from tests.ksef.conftest import NIP, OTHER_NIP, admin, mint
 from tests.support.sim import SimHandle
@@ -81,8 +81,8 @@ async def test_token_login_and_the_whole_token_lifecycle(
 async def test_certificate_login_with_a_test_seal(
     client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
-    pytest.importorskip("ksefctl.ksef.xades")
-    from ksefctl.ksef.xades import load_identity
+    pytest.importorskip("ksefctl.ksef.xades_signing")
+    from ksefctl.ksef.xades_signing import load_identity
     from ksefctl.testcert import make_seal_certificate
 
     identity = load_identity(*make_seal_certificate(NIP, key_type="ec"))
@@ -97,8 +97,8 @@ async def test_certificate_login_with_a_test_seal(
 async def test_failed_logins_carry_the_ksef_status(
     sim: SimHandle, client: KsefClient, secrets_seen: list[Secret]
 ) -> None:
-    pytest.importorskip("ksefctl.ksef.xades")
-    from ksefctl.ksef.xades import load_identity
+    pytest.importorskip("ksefctl.ksef.xades_signing")
+    from ksefctl.ksef.xades_signing import load_identity
     from ksefctl.testcert import make_seal_certificate
 
     # A certificate identified by fingerprint holds no permissions in someone else's context.

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ksefctl.ksef.xades import build_auth_request, load_identity, sign_auth_request
+from ksefctl.ksef.xades_signing import build_auth_request, load_identity, sign_auth_request
 from ksefctl.testcert import make_seal_certificate
 from tests.simfixture import OWNER_NIP, SimHandle, poll_auth
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from ksefctl.ksef.xades import build_auth_request, load_identity, sign_auth_request
+from ksefctl.ksef.xades_signing import build_auth_request, load_identity, sign_auth_request
 from ksefctl.testcert import make_seal_certificate
 from tests.support.sim import OTHER_NIP, OWNER_NIP, Session, SimHandle, poll_auth
 from tests.xades.xmlsec_signer import sign_with_xmlsec

@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from ksefctl.ksef.xades import SigningIdentity, build_auth_request, load_identity
+from ksefctl.ksef.xades_signing import SigningIdentity, build_auth_request, load_identity
 from ksefctl.testcert import make_certificate, make_personal_certificate, make_seal_certificate
 
 CHALLENGE = "20250625-CR-20F5EE4000-DA48AE4124-46"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ksefctl.sim.xades import verify_auth_request
+from ksefctl.sim.xades_verification import verify_auth_request
 from tests.xades.conftest import CHALLENGE, NIP, PESEL, Credentials, auth_request
 from tests.xades.xmlsec_signer import sign_with_xmlsec
 

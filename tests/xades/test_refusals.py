@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 from lxml import etree
 
-from ksefctl.ksef.xades import build_auth_request, sign_auth_request
-from ksefctl.sim.xades import XadesError, verify_auth_request
+from ksefctl.ksef.xades_signing import build_auth_request, sign_auth_request
+from ksefctl.sim.xades_verification import XadesError, verify_auth_request
 from ksefctl.testcert import make_seal_certificate
 from tests.xades.conftest import CHALLENGE, NIP, Credentials, auth_request
 from tests.xades.xmlsec_signer import sign_with_xmlsec

@@ -7,8 +7,8 @@ import base64
 import pytest
 from lxml import etree
 
-from ksefctl.ksef.xades import sign_auth_request
-from ksefctl.sim.xades import VerifiedAuthRequest, verify_auth_request
+from ksefctl.ksef.xades_signing import sign_auth_request
+from ksefctl.sim.xades_verification import VerifiedAuthRequest, verify_auth_request
 from tests.xades.conftest import CHALLENGE, NIP, PESEL, Credentials, auth_request
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"

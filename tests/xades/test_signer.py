@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ksefctl.errors import KsefctlError
-from ksefctl.ksef.xades import (
+from ksefctl.ksef.xades_signing import (
     AuthRequestError,
     SigningCredentialsError,
     build_auth_request,
@@ -16,7 +16,7 @@ from ksefctl.ksef.xades import (
     load_pkcs12,
     sign_auth_request,
 )
-from ksefctl.sim.xades import verify_auth_request
+from ksefctl.sim.xades_verification import verify_auth_request
 from tests.xades.conftest import CHALLENGE, NIP, Credentials, auth_request
 
 

@@ -10,8 +10,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from ksefctl.cli import main
-from ksefctl.ksef.xades import load_identity, sign_auth_request
-from ksefctl.sim.xades import verify_auth_request
+from ksefctl.ksef.xades_signing import load_identity, sign_auth_request
+from ksefctl.sim.xades_verification import verify_auth_request
 from tests.xades.conftest import NIP, PESEL, auth_request
 
 

@@ -11,7 +11,7 @@ window has room.
 Written here rather than taken from a library: ``aiolimiter`` is a single
 leaky bucket, and ``limits``' moving windows cannot check several windows
 atomically nor say when the next slot frees up.  This class is small and
-tested directly (tests/ksef/test_limits.py).
+tested directly (tests/ksef/test_pacing.py).
 
 A request is logged at the moment its *answer* arrives, not when it is sent:
 KSeF saw it at some instant before that, so spacing later requests from the

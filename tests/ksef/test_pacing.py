@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ksefctl.ksef.limits import Limiter, WindowLimits, minimum_duration
+from ksefctl.ksef.pacing import Limiter, WindowLimits, minimum_duration
 
 
 class Clock:
@@ -123,7 +123,7 @@ def test_delay_is_exactly_when_the_windows_allow(
 
 
 def test_each_endpoint_has_its_own_counter_and_learnt_limits_reach_all_of_its_group() -> None:
-    from ksefctl.ksef import limits as endpoints
+    from ksefctl.ksef import pacing as endpoints
     from ksefctl.ksef.transport import Transport
     from ksefctl.vocabulary import ContextId
 
@@ -149,7 +149,7 @@ def test_each_endpoint_has_its_own_counter_and_learnt_limits_reach_all_of_its_gr
 
 
 def test_unlisted_endpoints_share_a_counter_per_operation_not_per_resource() -> None:
-    from ksefctl.ksef.limits import unlisted
+    from ksefctl.ksef.pacing import unlisted
 
     a = unlisted("get", "/permissions/operations/20251010-EO-1DCE3E3000-12ECB5B36E-45")
     b = unlisted("GET", "/permissions/operations/20251011-EO-2DCE3E3000-12ECB5B36E-46")
