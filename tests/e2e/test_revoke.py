@@ -139,7 +139,7 @@ def test_revoke_all_without_credentials_manage_is_refused_by_ksef_and_said_so(
 # KSeF's windows at a scale a test can afford: the per-second limit binds, and at half
 # the documented 10/s, so only the limits the client learns from GET /rate-limits keep
 # the run free of 429s; 300/min and 3000/h never bind (a minute window would cost the
-# suite a minute of waiting; tests/ksef/test_limits.py checks every window on a clock).
+# suite a minute of waiting; tests/ksef/test_pacing.py checks every window on a clock).
 TEST_LIMITS = WindowLimits(per_second=5, per_minute=300, per_hour=3000)
 
 
