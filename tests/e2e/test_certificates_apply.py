@@ -171,7 +171,7 @@ def test_certificates_ksefctl_did_not_make_are_reported_and_never_touched(world:
     from tests.support.sim_certificates import issue, new_key
 
     seal = world.vault.secrets.kv.v2.read_secret_version(
-        path=f"ksef-admin/{NIP}", mount_point=world.bao.mount
+        path=f"ksef-admin/{NIP}", mount_point=world.bao.mount, raise_on_deleted_version=True
     )["data"]["data"]
     _, session = xades_login(world.sim, (seal["certificate"].encode(), seal["privateKey"].encode()))
     assert session is not None
