@@ -11,21 +11,17 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ksefctl.cli import _common
 from ksefctl.cli._session import observe_and_plan, print_failures
 from ksefctl.errors import KsefctlError, UsageError
 from ksefctl.manifest.durations import parse_duration
-from ksefctl.reconcile.certificates.audit import (
-    CertificateRow,
-    certificate_rows,
-    render_certificates,
-)
-from ksefctl.reconcile.certificates.observe import observe as observe_certificates
 from ksefctl.reconcile.engine import Failure
-from ksefctl.reconcile.grants.audit import GrantRow, grant_rows, render_grants
-from ksefctl.reconcile.grants.observe import observe_grants
+
+if TYPE_CHECKING:  # imported when --grants / --certificates asks: every command loads this module
+    from ksefctl.reconcile.certificates.audit import CertificateRow
+    from ksefctl.reconcile.grants.audit import GrantRow
 from ksefctl.reconcile.inventory import Inventory, TokenRow, inventory, inventory_json
 from ksefctl.reconcile.model import PlanOptions
 from ksefctl.reconcile.render import context_label
@@ -92,8 +88,12 @@ async def _run(args: argparse.Namespace, unused_for: Any) -> int:
     else:
         sys.stdout.write(render_inventory(inv, _common.failed_contexts(outcome.failures)))
         if grants is not None:
+            from ksefctl.reconcile.grants.audit import render_grants
+
             sys.stdout.write("\n" + render_grants(grants))
         if certificates is not None:
+            from ksefctl.reconcile.certificates.audit import render_certificates
+
             sys.stdout.write("\n" + render_certificates(certificates))
     print_failures(outcome.failures)
     return 1 if outcome.failures else 0
@@ -102,6 +102,9 @@ async def _run(args: argparse.Namespace, unused_for: Any) -> int:
 async def _grants(outcome: Any) -> list[tuple[str, str, list[GrantRow]]]:
     """Every grant of every observed context; contexts whose grants the manifest does not
     govern are read here (two queries each), the others were observed for the plan."""
+    from ksefctl.reconcile.grants.audit import grant_rows
+    from ksefctl.reconcile.grants.observe import observe_grants
+
     found = []
     for policy in outcome.observed.desired.policies:
         for context in policy.contexts:
@@ -125,6 +128,9 @@ async def _grants(outcome: Any) -> list[tuple[str, str, list[GrantRow]]]:
 async def _certificates(outcome: Any) -> list[tuple[str, list[CertificateRow]]]:
     """Every certificate of every observed context's subject (one query where the manifest
     declares none; the others were observed for the plan)."""
+    from ksefctl.reconcile.certificates.audit import certificate_rows
+    from ksefctl.reconcile.certificates.observe import observe as observe_certificates
+
     found = []
     names = _common.context_names(outcome.desired)
     for policy in outcome.observed.desired.policies:

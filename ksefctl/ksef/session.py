@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -15,7 +15,6 @@ import httpx
 from ksefctl.ksef import auth
 from ksefctl.ksef import pacing as endpoints
 from ksefctl.ksef.auth import IssuedToken, json_of
-from ksefctl.ksef.certificates import Certificates
 from ksefctl.ksef.errors import (
     AmbiguousTokenCreation,
     KsefError,
@@ -29,9 +28,12 @@ from ksefctl.ksef.errors import (
 )
 from ksefctl.ksef.models import Fields, GeneratedToken, TokenInfo
 from ksefctl.ksef.pacing import OTHER, Endpoint, WindowLimits, minimum_duration
-from ksefctl.ksef.permissions import Permissions
 from ksefctl.ksef.transport import Transport
 from ksefctl.vocabulary import ContextId
+
+if TYPE_CHECKING:
+    from ksefctl.ksef.certificates import Certificates
+    from ksefctl.ksef.permissions import Permissions
 
 log = logging.getLogger("ksefctl.ksef")
 
@@ -420,6 +422,8 @@ class Session:
     @property
     def permissions(self) -> Permissions:
         """Grants, revocations and queries of /permissions in this context."""
+        from ksefctl.ksef.permissions import Permissions  # imported when grants are managed
+
         return Permissions(self)
 
     # -- KSeF certificates -----------------------------------------------------
@@ -431,6 +435,8 @@ class Session:
         async def call(operation: str, path: str, **kwargs: Any) -> httpx.Response:
             # Each certificates operation has its own counter at the documented default limits.
             return await self._call(Endpoint(operation), path, **kwargs)
+
+        from ksefctl.ksef.certificates import Certificates  # imported when certificates are managed
 
         return Certificates(call, self.context)
 

@@ -199,6 +199,12 @@ class DesiredContext:
     # None: no grants section reaches this context, so its grants are not governed (nor observed).
     grants: tuple[DesiredGrant, ...] | None = None
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds besides tokens this context declares (``ksefctl.reconcile.kinds``)."""
+        declared = {"grants": self.grants is not None, "certificate": self.certificates is not None}
+        return tuple(name for name, present in declared.items() if present)
+
 
 @dataclass(frozen=True)
 class Policy:

@@ -4,7 +4,8 @@ The engine wires the shared parts together — connections and the session
 cache (``connections``), ``--prune`` discovery (``prune``), the bounded
 per-context fan-out (``fanout``) — around the kinds of credential it
 reconciles: tokens (``observe``, ``planner``, ``admission``, ``executor``)
-and every :class:`~ksefctl.reconcile.kind.Kind` in ``kinds.KINDS``.
+and every :class:`~ksefctl.reconcile.kind.Kind` a context declares
+(``DesiredContext.kinds``, looked up in ``kinds``).
 
 Contexts run concurrently, bounded by ``parallelism``; one context failing
 never stops the others — its failure is reported and the run exits 1.  A
@@ -33,7 +34,7 @@ from ksefctl.reconcile.connections import Connections
 from ksefctl.reconcile.executor import ContextExecutor, ExecutorSettings, Outcome
 from ksefctl.reconcile.fanout import Failure, Staged, each
 from ksefctl.reconcile.kind import KindOutcome, StepSettings
-from ksefctl.reconcile.kinds import KINDS, kind_named
+from ksefctl.reconcile.kinds import NAMES, kind_named
 from ksefctl.reconcile.model import (
     Change,
     KindChange,
@@ -161,8 +162,8 @@ class Engine:
                 seen = ObservedContext(policy.owner, context.context, (), {})
             kinds = {
                 kind.name: await kind.observe(policy, context, session, self.store)
-                for kind in KINDS
-                if kind.declared(context)
+                for kind in map(kind_named, context.kinds)
+                if kind is not None
             }
             return replace(seen, kinds=kinds) if kinds else seen
 
@@ -186,10 +187,10 @@ class Engine:
         for policy in run.desired.policies:
             for context in policy.contexts:
                 seen = run.observed.contexts[(policy.owner, context.context)]
-                for kind in KINDS:
-                    if kind.name not in seen.kinds:
+                for name, observed in seen.kinds.items():
+                    kind = kind_named(name)
+                    if kind is None:
                         continue
-                    observed = seen.kinds[kind.name]
                     more, shown = kind.plan(policy, context, observed, moment, options)
                     changes.extend(more)
                     notes.extend(shown)
@@ -269,7 +270,8 @@ class Engine:
                 ensure_lock=ensure_lock,
                 timeout_s=self.settings.activation_timeout_s,
             )
-            for kind in sorted(KINDS, key=lambda k: k.order):
+            present = [k for n in NAMES if n in seen.kinds and (k := kind_named(n)) is not None]
+            for kind in sorted(present, key=lambda k: k.order):
                 of_kind = [c for c in mine if c.kind == kind.name]
                 if of_kind:
                     outcomes += await kind.execute(

@@ -4,7 +4,8 @@ Tokens were first; KSeF certificates and permission grants are kinds beside
 them.  Each kind is an observer (what KSeF and Vault hold in one context), a
 pure planner (declared × observed → changes), the executor's admission rules
 for its changes (SPEC principle 7) and executor steps, plus how its changes
-read in a plan and in JSON.  The engine, saved plans, locks, the fail-closed
+read in a plan and in JSON.  Which contexts declare a kind is the manifest's
+to say (``DesiredContext.kinds``); ``kinds`` maps each name to its Kind.  The engine, saved plans, locks, the fail-closed
 claim check, rendering and exit codes are shared: adding a kind adds one of
 these, never a branch in the loop.
 
@@ -52,10 +53,6 @@ class Kind(ABC):
     # Order of execution inside one context: what other kinds rely on goes first
     # (grants give the permissions a token is made with).
     order: ClassVar[int]
-
-    @abstractmethod
-    def declared(self, context: DesiredContext) -> bool:
-        """Does ``context`` declare anything of this kind (so it must be observed)?"""
 
     @abstractmethod
     async def observe(

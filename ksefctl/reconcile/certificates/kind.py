@@ -20,9 +20,6 @@ class CertificateKind(Kind):
     name = KIND
     order = 10  # before tokens: a TokenPolicy may log in with a certificate made here
 
-    def declared(self, context: DesiredContext) -> bool:
-        return context.certificates is not None
-
     async def observe(
         self, policy: Policy, context: DesiredContext, session: Session, store: VaultStore
     ) -> ObservedCertificates:

@@ -24,9 +24,6 @@ class Grants(Kind):
     # Tokens are made with permissions their author holds: grants go first.
     order = 0
 
-    def declared(self, context: DesiredContext) -> bool:
-        return context.grants is not None
-
     async def observe(
         self, policy: Policy, context: DesiredContext, session: Session, store: VaultStore
     ) -> ObservedGrants:
