@@ -211,8 +211,12 @@ class Limiter:
         ]
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one request slot: waits until every window has room."""
+    async def slot(self, before_wait: Callable[[float], None] | None = None) -> AsyncIterator[None]:
+        """Hold one request slot: waits until every window has room.
+
+        ``before_wait`` hears how long this request is about to wait (it may
+        raise to refuse the wait); the fast path — room now — never calls it.
+        """
         slot = _Slot()
         if (self._turn is None or not self._turn.locked()) and self.delay() <= 0:
             # Nobody queued and room now: no await between the check and the append.
@@ -223,6 +227,8 @@ class Limiter:
             if self._changed is None:
                 self._changed = asyncio.Event()
             async with self._turn:
+                if before_wait is not None and (first := self.delay()) > 0:
+                    before_wait(first)
                 while (wait := self.delay()) > 0:
                     self._changed.clear()
                     with suppress(TimeoutError):

@@ -259,8 +259,9 @@ class Transport:
         while True:
             response: httpx.Response | None = None
             error: KsefError
-            self._before_wait(limiter, endpoint, context, limiter.delay(), "pacing")
-            async with limiter.slot():
+            async with limiter.slot(
+                lambda wait: self._before_wait(limiter, endpoint, context, wait, "pacing")
+            ):
                 self.stats.requests[key] += 1
                 started = time.monotonic()
                 try:

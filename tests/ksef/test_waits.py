@@ -50,3 +50,23 @@ async def test_a_wait_beyond_max_wait_fails_at_once_saying_when_to_retry(
     assert "would hold this client for 3600 s, more than --max-wait 30 s" in message
     assert "nothing sent, retry after" in message and "\n" not in message
     assert sent == 1  # the 429 itself; nothing after it
+
+
+async def test_a_pacing_wait_is_told_before_it_starts_and_can_be_refused() -> None:
+    from ksefctl.ksef import Limiter, WindowLimits
+
+    limiter = Limiter(WindowLimits(per_minute=1))
+    heard: list[float] = []
+
+    def refuse(wait: float) -> None:
+        heard.append(wait)
+        raise WaitTooLong("too long")
+
+    async with limiter.slot(refuse):
+        pass  # room now: nobody is told anything
+    assert heard == []
+    with pytest.raises(WaitTooLong):
+        async with limiter.slot(refuse):
+            pytest.fail("a refused wait must not hold a slot")
+    (wait,) = heard
+    assert 59 < wait <= 60.1
