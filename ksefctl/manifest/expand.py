@@ -13,10 +13,8 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from ksefctl.manifest.certificates import KIND as CERTIFICATE_POLICY
-from ksefctl.manifest.certificates import CertificateExpander
 from ksefctl.manifest.durations import format_duration, parse_duration
 from ksefctl.manifest.environment import EnvironmentProblem, resolve_environment
 from ksefctl.manifest.errors import ManifestIssue
@@ -43,6 +41,10 @@ from ksefctl.manifest.templates import (
 from ksefctl.manifest.vault_auth import VaultAuthSpec, parse_vault_auth
 from ksefctl.manifest.yaml_safe import Document, Path, render_path
 
+if TYPE_CHECKING:
+    from ksefctl.manifest.certificates import CertificateExpander
+
+CERTIFICATE_POLICY = "CertificatePolicy"  # ksefctl.manifest.certificates.KIND
 DEFAULT_MOUNT = "secret"
 DEFAULT_PATH = "ksef/{environment}/{nip}/{token}"
 
@@ -100,7 +102,9 @@ class Expander:
         self.owners: dict[str, _Owner] = {}
         self.context_seen: dict[tuple[str, ContextId], Location] = {}
         self.secret_seen: dict[tuple[str, str], tuple[str, ContextId, str, Location]] = {}
-        self.certificates = CertificateExpander(self)  # kind: CertificatePolicy
+        # kind: CertificatePolicy, imported with the first such document (token-only
+        # manifests do not pay for it at start-up).
+        self.certificates: CertificateExpander | None = None
 
     def issue(self, document: Document, path: Path, message: str, *, key: bool = False) -> None:
         location = document.key_at(path) if key else document.at(path)
@@ -111,6 +115,10 @@ class Expander:
     def add(self, document: Document) -> None:
         data: Mapping[str, Any] = document.data
         if data.get("kind") == CERTIFICATE_POLICY:
+            if self.certificates is None:
+                from ksefctl.manifest.certificates import CertificateExpander
+
+                self.certificates = CertificateExpander(self)
             self.certificates.add(document)
             return
         owner_name: str = data["metadata"]["name"]
@@ -470,6 +478,8 @@ class Expander:
 
     def finish(self) -> list[ManifestIssue]:
         """Cross-kind checks once every document is in; every issue found."""
+        if self.certificates is None:
+            return self.issues
         self.certificates.finish(
             lambda environment, base_url, mount, vault_auth, document, location: _Owner(
                 _Settings(environment, base_url, mount, DEFAULT_PATH, vault_auth),

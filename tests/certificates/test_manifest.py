@@ -196,3 +196,10 @@ def test_hand_made_names_are_not_markers() -> None:
     assert decode("my certificate") is None
     assert decode("login ksefctl_acme_5265877635_short") is None
     assert decode(textwrap.dedent("login ksefctl_acme_5265877635_abcdefghij x")) is None
+
+
+def test_the_expander_dispatches_on_the_kinds_own_name() -> None:
+    from ksefctl.manifest.certificates import KIND
+    from ksefctl.manifest.expand import CERTIFICATE_POLICY
+
+    assert CERTIFICATE_POLICY == KIND
