@@ -25,9 +25,10 @@ from ksefctl.manifest.model import Policy
 from ksefctl.reconcile.engine import Key
 from ksefctl.reconcile.executor import RevokeTarget, break_glass
 from ksefctl.reconcile.model import ObservedContext, PlanOptions
+from ksefctl.vocabulary import USABLE
 
 # Only these can still log in; Failed ones never could, Revoking ones are going.
-LIVE = ("Pending", "Active")
+LIVE = USABLE
 
 
 def register(sub: Any) -> None:

@@ -29,7 +29,7 @@ from ksefctl.ksef.errors import (
 from ksefctl.ksef.models import Fields, GeneratedToken, TokenInfo
 from ksefctl.ksef.pacing import OTHER, Endpoint, WindowLimits, minimum_duration
 from ksefctl.ksef.transport import Transport
-from ksefctl.vocabulary import ContextId
+from ksefctl.vocabulary import FINAL, NOT_REVOKED, USABLE, ContextId
 
 if TYPE_CHECKING:
     from ksefctl.ksef.certificates import Certificates
@@ -40,9 +40,9 @@ log = logging.getLogger("ksefctl.ksef")
 # An access token is refreshed this long before it dies (at most a fifth of its life).
 REFRESH_MARGIN_S = 60.0
 # Statuses after which a token never changes again.
-FINAL_STATUSES = frozenset({"Revoked", "Failed"})
+FINAL_STATUSES = frozenset(FINAL)
 # Statuses of a token that can still be used or become usable: an orphan to revoke.
-LIVE_STATUSES = frozenset({"Pending", "Active"})
+LIVE_STATUSES = frozenset(USABLE)
 
 
 class Session:
@@ -410,7 +410,7 @@ class Session:
         if len(references) == 1:
             (only,) = references
             return {only: await self.get_token(only)}
-        listed = await self.list_tokens(statuses=("Pending", "Active", "Revoking", "Failed"))
+        listed = await self.list_tokens(statuses=NOT_REVOKED)
         infos = {t.reference_number: t for t in listed if t.reference_number in references}
         # Not listed any more: Revoked (rare while waiting), so ask for each.
         for reference in references - infos.keys():

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from ksefctl.manifest.model import DesiredContext, DesiredToken, Policy, SecretRef
 from ksefctl.reconcile.model import Action, Change, ObservedContext, ObservedToken
 from ksefctl.reconcile.planner import token_policy_digest
+from ksefctl.vocabulary import TokenStatus
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def _creation_problem(change: Change, scope: Scope) -> str | None:
     if predecessor is None:
         return f"token {change.reference_number} to supersede is not in {change.context}"
     if change.action is Action.ADOPT:
-        if predecessor.marker is not None or predecessor.status != "Active":
+        if predecessor.marker is not None or predecessor.status != TokenStatus.ACTIVE:
             return f"token {change.reference_number} is not an Active hand-made token to adopt"
         return None
     if not _managed_as(predecessor, scope.policy.owner, change.token):

@@ -48,6 +48,7 @@ from ksefctl.reconcile.model import (
     ObservedSecret,
 )
 from ksefctl.vault import PartialWrite, VaultStore
+from ksefctl.vocabulary import NOT_REVOKED, TokenStatus
 
 log = logging.getLogger("ksefctl.executor")
 
@@ -234,9 +235,9 @@ class ContextExecutor:
         reference = generated.reference_number
         del generated  # the value lives in Vault now, and only there
         info = await self.session.wait_for_status(
-            reference, {"Active", "Failed"}, self.settings.activation_timeout_s
+            reference, {TokenStatus.ACTIVE, TokenStatus.FAILED}, self.settings.activation_timeout_s
         )
-        if info.status != "Active":
+        if info.status != TokenStatus.ACTIVE:
             restored = await self._restore_predecessor(change, state, written)
             return Outcome(
                 change,
@@ -260,7 +261,7 @@ class ContextExecutor:
         a token that can never log in until the next run replaces it.
         """
         predecessor_active = any(
-            t.reference_number == change.reference_number and t.status == "Active"
+            t.reference_number == change.reference_number and t.status == TokenStatus.ACTIVE
             for t in self.observed.tokens
         )
         held = (
@@ -293,11 +294,13 @@ class ContextExecutor:
     async def _wait_pending(self, note: Note) -> Outcome:
         try:
             info = await self.session.wait_for_status(
-                note.reference_number, {"Active", "Failed"}, self.settings.activation_timeout_s
+                note.reference_number,
+                {TokenStatus.ACTIVE, TokenStatus.FAILED},
+                self.settings.activation_timeout_s,
             )
         except KsefctlError as error:
             return Outcome(None, False, f"{note.token}: {error}", note.reference_number)
-        ok = info.status == "Active"
+        ok = info.status == TokenStatus.ACTIVE
         return Outcome(None, ok, f"{note.token}: {info.status}", note.reference_number)
 
     async def _revoke(self, change: Change) -> Outcome:
@@ -447,8 +450,10 @@ async def break_glass(
         if reference in failed:
             outcomes.append(failed[reference])
             continue
-        status = final.get(reference, "Revoking")
-        outcomes.append(Outcome(None, status == "Revoked", f"{label}: {status}", reference))
+        status = final.get(reference, TokenStatus.REVOKING)
+        outcomes.append(
+            Outcome(None, status == TokenStatus.REVOKED, f"{label}: {status}", reference)
+        )
     return outcomes
 
 
@@ -464,11 +469,11 @@ async def _settle(session: Session, references: set[str], wait_s: float) -> dict
     while True:
         live = {
             t.reference_number: t.status
-            for t in await session.list_tokens(statuses=("Pending", "Active", "Revoking", "Failed"))
+            for t in await session.list_tokens(statuses=NOT_REVOKED)
             if t.reference_number in references
         }
-        statuses = {reference: live.get(reference, "Revoked") for reference in references}
-        if set(statuses.values()) == {"Revoked"} or loop.time() + delay > deadline:
+        statuses = {reference: live.get(reference, TokenStatus.REVOKED) for reference in references}
+        if set(statuses.values()) == {TokenStatus.REVOKED} or loop.time() + delay > deadline:
             return statuses
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, 5.0)

@@ -33,9 +33,10 @@ from typing import Any
 from ksefctl.manifest import marker as marker_text
 from ksefctl.manifest.model import ContextId, Desired, DesiredToken
 from ksefctl.reconcile.model import Observed, ObservedContext, ObservedToken
+from ksefctl.vocabulary import USABLE, TokenStatus
 
 STATUS_FORMAT_VERSION = "1"
-LIVE = ("Pending", "Active")
+LIVE = USABLE
 # Flags that describe a token without asking anyone to act on it.
 INFORMATIONAL_FLAGS = frozenset({"never-used"})
 
@@ -160,17 +161,17 @@ def _row(
             flags.append("not-declared")
         elif want.rotate_every is not None and secret_in_vault:
             rotation_due_at = token.created + want.rotate_every
-            if rotation_due_at <= now and token.status == "Active":
+            if rotation_due_at <= now and token.status == TokenStatus.ACTIVE:
                 flags.append("rotation-due")
     adopting = any(s.adopted_from == token.reference_number for s in seen.secrets.values())
     if ownership == "unmanaged" and live and adopting:
         flags.append("adopting")
-    if token.status == "Pending":
+    if token.status == TokenStatus.PENDING:
         flags.append("pending")
-    if token.status == "Failed":
+    if token.status == TokenStatus.FAILED:
         flags.append("failed")
     unused_days: int | None = None
-    if token.status == "Active":
+    if token.status == TokenStatus.ACTIVE:
         idle = now - (token.last_used or token.created)
         unused_days = max(0, idle.days)
         if token.last_used is None:

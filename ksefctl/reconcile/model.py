@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from ksefctl.manifest.model import ContextId, Marker, SecretRef
+from ksefctl.vocabulary import TokenStatus
 
-TOKEN_STATUSES = ("Pending", "Active", "Revoking", "Revoked", "Failed")
+TOKEN_STATUSES = tuple(TokenStatus)
 
 
 @dataclass(frozen=True)

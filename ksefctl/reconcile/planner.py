@@ -88,6 +88,7 @@ from ksefctl.reconcile.model import (
     Plan,
     PlanOptions,
 )
+from ksefctl.vocabulary import TokenStatus
 
 UNUSED = "unused"
 ACTION_ORDER = {
@@ -252,7 +253,7 @@ class _Builder:
         if self.options.adopt:
             for t in _by_age(seen.tokens):
                 taken = (seen.context, t.reference_number) in self.adopted
-                if t.marker is None and t.status != "Revoking" and not taken:
+                if t.marker is None and t.status != TokenStatus.REVOKING and not taken:
                     self._note(NoteKind.UNMANAGED, seen, "", t.reference_number)
 
     def prune(self, policy: Policy, seen: ObservedContext) -> None:
@@ -278,7 +279,7 @@ class _Builder:
     def _managed(owner: str, seen: ObservedContext) -> dict[str, list[ObservedToken]]:
         managed: dict[str, list[ObservedToken]] = {}
         for t in seen.tokens:
-            live = t.status not in ("Revoking", "Revoked")
+            live = t.status not in (TokenStatus.REVOKING, TokenStatus.REVOKED)
             if t.marker is not None and t.marker.owner == owner and live:
                 managed.setdefault(t.marker.token, []).append(t)
         return {name: _by_age(group) for name, group in managed.items()}
@@ -291,7 +292,7 @@ class _Builder:
             held = next((t for t in mine if t.reference_number == secret.reference_number), None)
         # KSeF cannot revoke a Failed token (it stays Failed) and it never works: only the
         # held one matters (it gets replaced); revoking the others would repeat every run.
-        mine = [t for t in mine if t.status != "Failed" or t is held]
+        mine = [t for t in mine if t.status != TokenStatus.FAILED or t is held]
         forced = (token.owner, token.context, token.name) in self.options.force_rotate
         # A forced rotation recorded in Vault and not finished (a run interrupted).
         pending_rotation = secret.rotation_of if secret is not None else None
@@ -302,14 +303,14 @@ class _Builder:
             forced = True
         no_overlap = secret is not None and secret.rotation_no_overlap and bool(pending_rotation)
         others = [t for t in mine if t is not held]
-        if held.status == "Pending":
+        if held.status == TokenStatus.PENDING:
             self._note(NoteKind.WAITING, seen, token.name, held.reference_number)
             return
-        if held.status == "Failed":
+        if held.status == TokenStatus.FAILED:
             self._replace(token, held, "activation failed", keep=False)
             for t in others:
                 # Active predecessors may still serve consumers: the next run decides.
-                if t.status != "Active":
+                if t.status != TokenStatus.ACTIVE:
                     self._revoke(seen, token.name, t, "orphan")
             return
         unused = self.now - (held.last_used or held.created)
@@ -334,7 +335,7 @@ class _Builder:
         window_end = held.created + overlap
         in_window = overlap > ZERO and window_end > self.now
         for t in others:
-            predecessor = t.status == "Active" and t.created <= held.created
+            predecessor = t.status == TokenStatus.ACTIVE and t.created <= held.created
             if no_overlap and t.reference_number == pending_rotation:
                 self._revoke(seen, token.name, t, "forced rotation without overlap")
             elif predecessor and in_window:
@@ -355,7 +356,7 @@ class _Builder:
         forced: bool,
     ) -> None:
         moved = seen.moved.get(token.name)
-        live = [t for t in mine if t.status in ("Active", "Pending")]
+        live = [t for t in mine if t.status in (TokenStatus.ACTIVE, TokenStatus.PENDING)]
         if moved is not None and any(t.reference_number == moved.reference_number for t in live):
             # spec.vault.path changed: the token stays, its secret moves (the next run
             # judges the token at its new path, as always).
@@ -415,7 +416,7 @@ class _Builder:
             )
             if (
                 t.marker is None
-                and t.status == "Active"
+                and t.status == TokenStatus.ACTIVE
                 and matches
                 and t.reference_number not in taken
                 and (seen.context, t.reference_number) not in self.adopted
@@ -439,7 +440,7 @@ class _Builder:
                 for t in seen.tokens
                 if t.reference_number == secret.adopted_from
                 and t.marker is None
-                and t.status not in ("Revoking", "Revoked")
+                and t.status not in (TokenStatus.REVOKING, TokenStatus.REVOKED)
             ),
             None,
         )
@@ -528,4 +529,4 @@ def _dormant(token: DesiredToken, secret: ObservedSecret | None) -> bool:
 
 def _revocable(tokens: list[ObservedToken]) -> list[ObservedToken]:
     """Tokens a revocation can still end: a Failed one never worked and stays Failed."""
-    return [t for t in tokens if t.status != "Failed"]
+    return [t for t in tokens if t.status != TokenStatus.FAILED]
