@@ -6,6 +6,7 @@ they live here, below all of them; this module imports nothing from ksefctl.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -125,3 +126,19 @@ NOT_REVOKED: tuple[TokenStatus, ...] = (
 USABLE: tuple[TokenStatus, ...] = (TokenStatus.PENDING, TokenStatus.ACTIVE)
 # Statuses a token never leaves again.
 FINAL: tuple[TokenStatus, ...] = (TokenStatus.REVOKED, TokenStatus.FAILED)
+
+
+def is_loopback(host: str | None) -> bool:
+    """``localhost`` or a loopback address: traffic that never leaves this machine.
+
+    The one rule for where plain http may go (KSeF base URLs, Vault), and for
+    what the tests and the sandbox may talk to.
+    """
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ipaddress
 import logging
 import math
 import ssl
@@ -36,7 +35,7 @@ from ksefctl.ksef.pacing import Endpoint, Limiter, WindowLimits
 from ksefctl.ksef.settings import ClientSettings
 from ksefctl.ksef.warnings import SystemWarnings
 from ksefctl.secret import Secret
-from ksefctl.vocabulary import ContextId
+from ksefctl.vocabulary import ContextId, is_loopback
 
 log = logging.getLogger("ksefctl.ksef")
 
@@ -72,20 +71,11 @@ def check_base_url(base_url: str) -> httpx.URL:
         raise InsecureEndpoint(f"invalid KSeF base URL {base_url!r}: {error}") from None
     if url.scheme == "https":
         return url
-    if url.scheme == "http" and _is_loopback(url.host):
+    if url.scheme == "http" and is_loopback(url.host):
         return url
     raise InsecureEndpoint(
         f"refusing KSeF base URL {base_url!r}: only https:// (or http:// to localhost) is allowed"
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def transport_failure(error: httpx.RequestError, method: str, path: str) -> TransportError:

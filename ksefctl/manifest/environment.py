@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
+
+from ksefctl.vocabulary import is_loopback
+
+__all__ = ["EnvironmentProblem", "is_loopback", "resolve_environment"]
 
 KNOWN: dict[str, str] = {
     "test": "https://api-test.ksef.mf.gov.pl/v2",
@@ -56,12 +59,3 @@ def check_base_url(url: str) -> str:
         )
     del port
     return url.rstrip("/")
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

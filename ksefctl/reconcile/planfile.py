@@ -18,12 +18,12 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ksefctl.errors import KsefctlError
 from ksefctl.manifest.model import SecretRef
+from ksefctl.reconcile.fields import as_bool, as_list, as_optional_str, as_str, as_time
 from ksefctl.reconcile.kinds import kind_named
 from ksefctl.reconcile.model import (
     Action,
@@ -132,7 +132,10 @@ def _selection(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise TypeError("selection must be an object")
     shard = data.get("shard")
-    return {"nip": [_str(n) for n in _list(data.get("nip", []))], "shard": _optional_str(shard)}
+    return {
+        "nip": [as_str(n) for n in as_list(data.get("nip", []))],
+        "shard": as_optional_str(shard),
+    }
 
 
 def _what(error: Exception) -> str:
@@ -145,95 +148,95 @@ def _plan(data: Any) -> Plan:
     if data.get("format_version") != FORMAT_VERSION:
         raise ValueError("plan format_version does not match the file's")
     return Plan(
-        changes=tuple(_change(c) for c in _list(data["changes"])),
-        notes=tuple(_note(n) for n in _list(data["notes"])),
-        fingerprint=_str(data["fingerprint"]),
-        created_at=_time(data["created_at"]),
-        kind_changes=tuple(_kind_change(c) for c in _list(data.get("kind_changes", []))),
-        kind_notes=tuple(_kind_note(n) for n in _list(data.get("kind_notes", []))),
+        changes=tuple(_change(c) for c in as_list(data["changes"])),
+        notes=tuple(_note(n) for n in as_list(data["notes"])),
+        fingerprint=as_str(data["fingerprint"]),
+        created_at=as_time(data["created_at"]),
+        kind_changes=tuple(_kind_change(c) for c in as_list(data.get("kind_changes", []))),
+        kind_notes=tuple(_kind_note(n) for n in as_list(data.get("kind_notes", []))),
     )
 
 
 def _kind_change(data: Any) -> KindChange:
-    kind = kind_named(_str(data["kind"]))
+    kind = kind_named(as_str(data["kind"]))
     if kind is None:
         raise ValueError(f"unknown kind of change {data['kind']!r}")
     return kind.from_json(
-        Action[_str(data["action"]).upper()],
-        _str(data["owner"]),
+        Action[as_str(data["action"]).upper()],
+        as_str(data["owner"]),
         parse_context(data["context"]),
-        _str(data["name"]),
-        _str(data["reason"]),
+        as_str(data["name"]),
+        as_str(data["reason"]),
         data,
     )
 
 
 def _kind_note(data: Any) -> KindNote:
     return KindNote(
-        kind=_str(data["kind"]),
-        owner=_str(data["owner"]),
+        kind=as_str(data["kind"]),
+        owner=as_str(data["owner"]),
         context=parse_context(data["context"]),
-        name=_str(data["name"]),
-        text=_str(data["text"]),
+        name=as_str(data["name"]),
+        text=as_str(data["text"]),
     )
 
 
 def _change(data: Any) -> Change:
     secret = data["secret"]
-    permissions = [_str(p) for p in _list(data["permissions"])]
+    permissions = [as_str(p) for p in as_list(data["permissions"])]
     if permission_list(permissions) != permissions or len(set(permissions)) != len(permissions):
         raise ValueError("permissions are not a set in KSeF's order")
     return Change(
-        action=Action[_str(data["action"]).upper()],
-        owner=_str(data["owner"]),
+        action=Action[as_str(data["action"]).upper()],
+        owner=as_str(data["owner"]),
         context=parse_context(data["context"]),
-        token=_str(data["token"]),
-        reason=_str(data["reason"]),
-        reference_number=_optional_str(data["reference_number"]),
+        token=as_str(data["token"]),
+        reason=as_str(data["reason"]),
+        reference_number=as_optional_str(data["reference_number"]),
         permissions=frozenset(permissions),
-        description=_str(data["description"]),
+        description=as_str(data["description"]),
         secret=_secret(secret),
-        delete_secret=_bool(data["delete_secret"]),
-        keep_until=_time(data["keep_until"]),
-        policy_digest=_str(data.get("policy_digest", "")),
+        delete_secret=as_bool(data["delete_secret"]),
+        keep_until=as_time(data["keep_until"]),
+        policy_digest=as_str(data.get("policy_digest", "")),
         moved_from=_secret(data.get("moved_from")),
     )
 
 
 def _secret(data: Any) -> SecretRef | None:
-    return None if data is None else SecretRef(_str(data["mount"]), _str(data["path"]))
+    return None if data is None else SecretRef(as_str(data["mount"]), as_str(data["path"]))
 
 
 def _note(data: Any) -> Note:
     return Note(
-        kind=NoteKind(_str(data["kind"])),
-        owner=_str(data["owner"]),
+        kind=NoteKind(as_str(data["kind"])),
+        owner=as_str(data["owner"]),
         context=parse_context(data["context"]),
-        token=_str(data["token"]),
-        reference_number=_str(data["reference_number"]),
-        until=_time(data["until"]),
+        token=as_str(data["token"]),
+        reference_number=as_str(data["reference_number"]),
+        until=as_time(data["until"]),
     )
 
 
 def _sources(data: Any) -> dict[str, str]:
     if not isinstance(data, dict):
         raise TypeError("sources must be an object")
-    return {_str(k): _str(v) for k, v in data.items()}
+    return {as_str(k): as_str(v) for k, v in data.items()}
 
 
 def _options(data: Any) -> PlanOptions:
     return PlanOptions(
-        adopt=_bool(data["adopt"]),
-        prune=_bool(data["prune"]),
-        no_overlap=_bool(data["no_overlap"]),
+        adopt=as_bool(data["adopt"]),
+        prune=as_bool(data["prune"]),
+        no_overlap=as_bool(data["no_overlap"]),
         force_rotate=frozenset(
-            (_str(f["owner"]), parse_context(f["context"]), _str(f["token"]))
-            for f in _list(data["force_rotate"])
+            (as_str(f["owner"]), parse_context(f["context"]), as_str(f["token"]))
+            for f in as_list(data["force_rotate"])
         ),
         adopt_match=tuple(
-            (_str(m["token"]), _str(m["text"])) for m in _list(data.get("adopt_match", []))
+            (as_str(m["token"]), as_str(m["text"])) for m in as_list(data.get("adopt_match", []))
         ),
-        allow_lockout=_bool(data.get("allow_lockout", False)),
+        allow_lockout=as_bool(data.get("allow_lockout", False)),
     )
 
 
@@ -305,29 +308,3 @@ def describe(change: Change) -> str:
         f"{change.action.value} {change.action.name.lower()} {change.token}{reference} "
         f"in {change.context} of {change.owner}"
     )
-
-
-def _time(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(_str(value))
-
-
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise TypeError(f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else _str(value)
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {type(value).__name__}")
-    return value

@@ -9,7 +9,6 @@ Variables follow the ``vault`` CLI (``VAULT_ADDR``, ``VAULT_TOKEN`` or
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import os
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ksefctl.secret import Secret
 from ksefctl.vault.errors import VaultError
+from ksefctl.vocabulary import is_loopback
 
 DEFAULT_ADDRESS = "https://127.0.0.1:8200"  # the vault CLI's default
 KUBERNETES_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -126,16 +126,6 @@ class VaultConfig:
             or os.environ.get("CURL_CA_BUNDLE")
             or True
         )
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback address: traffic that never leaves this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # Keys accepted by VaultLogin.from_mapping: manifest camelCase → field name.

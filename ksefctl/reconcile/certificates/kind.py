@@ -10,6 +10,7 @@ from ksefctl.ksef import Session
 from ksefctl.manifest.model import DesiredContext, Policy
 from ksefctl.reconcile.certificates import admission, executor, observe, planner
 from ksefctl.reconcile.certificates.model import KIND, CertificateChange, ObservedCertificates
+from ksefctl.reconcile.fields import as_bool, as_optional_str, as_str, as_time
 from ksefctl.reconcile.kind import Kind, KindOutcome, StepSettings
 from ksefctl.reconcile.model import Action, KindChange, KindNote, PlanOptions
 from ksefctl.vault import VaultStore
@@ -131,12 +132,12 @@ class CertificateKind(Kind):
             reason=reason,
             certificate_type=_text(data, "certificate_type"),
             key_algorithm=_text(data, "key_algorithm"),
-            valid_from=_moment(data.get("valid_from")),
-            secret=SecretRef(_str(mount), _str(path)) if mount is not None else None,
-            serial_number=_optional(data.get("serial_number")),
-            keep_until=_moment(data.get("keep_until")),
+            valid_from=as_time(data.get("valid_from")),
+            secret=SecretRef(as_str(mount), as_str(path)) if mount is not None else None,
+            serial_number=as_optional_str(data.get("serial_number")),
+            keep_until=as_time(data.get("keep_until")),
             revocation_reason=_text(data, "revocation_reason"),
-            delete_secret=_bool(data.get("delete_secret", False)),
+            delete_secret=as_bool(data.get("delete_secret", False)),
         )
 
 
@@ -144,33 +145,8 @@ def _time(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _str(value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError("expected a string")
-    return value
-
-
-def _optional(value: object) -> str | None:
-    return None if value is None else _str(value)
-
-
 def _text(data: Mapping[str, Any], key: str) -> str:
-    return _optional(data.get(key)) or ""
-
-
-def _bool(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError("expected true or false")
-    return value
-
-
-def _moment(value: object) -> datetime | None:
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(_str(value))
-    if moment.tzinfo is None:
-        raise ValueError("times in a plan carry a time zone")
-    return moment
+    return as_optional_str(data.get(key)) or ""
 
 
 CERTIFICATES = CertificateKind()

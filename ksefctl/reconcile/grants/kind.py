@@ -8,6 +8,7 @@ from typing import Any
 
 from ksefctl.ksef import Session
 from ksefctl.manifest.model import DesiredContext, Policy
+from ksefctl.reconcile.fields import as_bool, as_list, as_str
 from ksefctl.reconcile.grants import admission
 from ksefctl.reconcile.grants.executor import GrantSteps
 from ksefctl.reconcile.grants.model import GrantChange, ObservedGrants
@@ -138,7 +139,7 @@ class Grants(Kind):
     ) -> KindChange:
         identifier = data["person_identifier"]
         if identifier is not None:
-            kind, value = (_str(v) for v in _list(identifier))
+            kind, value = (as_str(v) for v in as_list(identifier))
             person_identifier: tuple[str, str] | None = (kind, value)
         else:
             person_identifier = None
@@ -148,39 +149,21 @@ class Grants(Kind):
             context=context,
             name=name,
             reason=reason,
-            grant_kind=_str(data["grant_kind"]),
-            subject_type=_str(data["subject_type"]),
-            subject=_str(data["subject"]),
-            permissions=tuple(_str(p) for p in _list(data["permissions"])),
-            can_delegate=_bool(data["can_delegate"]),
-            description=_str(data["description"]),
-            first_name=_str(data["first_name"]),
-            last_name=_str(data["last_name"]),
+            grant_kind=as_str(data["grant_kind"]),
+            subject_type=as_str(data["subject_type"]),
+            subject=as_str(data["subject"]),
+            permissions=tuple(as_str(p) for p in as_list(data["permissions"])),
+            can_delegate=as_bool(data["can_delegate"]),
+            description=as_str(data["description"]),
+            first_name=as_str(data["first_name"]),
+            last_name=as_str(data["last_name"]),
             person_identifier=person_identifier,
-            entity_name=_str(data["entity_name"]),
-            revoke_ids=tuple(_str(i) for i in _list(data["revoke_ids"])),
-            revoke_permissions=tuple(_str(p) for p in _list(data["revoke_permissions"])),
-            lockout=_str(data["lockout"]),
-            allow_lockout=_bool(data["allow_lockout"]),
+            entity_name=as_str(data["entity_name"]),
+            revoke_ids=tuple(as_str(i) for i in as_list(data["revoke_ids"])),
+            revoke_permissions=tuple(as_str(p) for p in as_list(data["revoke_permissions"])),
+            lockout=as_str(data["lockout"]),
+            allow_lockout=as_bool(data["allow_lockout"]),
         )
-
-
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise TypeError(f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {type(value).__name__}")
-    return value
 
 
 GRANTS = Grants()
