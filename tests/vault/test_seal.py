@@ -61,7 +61,7 @@ async def test_reads_ride_out_a_brief_seal(
     assert _sys(server, "PUT", "seal").status_code == 204
 
     def unseal_after_the_reads_started() -> None:
-        time.sleep(2.0)  # the outage being ridden out, not a wait for a condition
+        time.sleep(1.0)  # the outage being ridden out, not a wait for a condition
         assert _sys(server, "PUT", "unseal", {"key": unseal_key}).json()["sealed"] is False
 
     unsealer = threading.Thread(target=unseal_after_the_reads_started)
