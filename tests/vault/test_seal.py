@@ -45,8 +45,11 @@ def _sys(server: DevServer, method: str, path: str, body: object = None) -> http
 
 
 async def test_reads_ride_out_a_brief_seal(
-    sealable: tuple[DevServer, str], monkeypatch: pytest.MonkeyPatch
+    sealable: tuple[DevServer, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="ksefctl.vault")
     server, unseal_key = sealable
     monkeypatch.setenv("VAULT_ADDR", server.address)
     monkeypatch.setenv("VAULT_TOKEN", server.root_token)
@@ -70,6 +73,7 @@ async def test_reads_ride_out_a_brief_seal(
         values = await asyncio.gather(*(store.read_credentials(ref) for ref in refs))
     unsealer.join()
     assert [v["token"].reveal() for v in values] == [f"value-{r.path}" for r in refs]
+    assert "sealed" in caplog.text and "retrying in" in caplog.text  # the seal was met
 
 
 async def test_a_vault_that_does_not_answer_is_not_waited_for(
